@@ -101,6 +101,12 @@ export class TrainConfig extends Schema.Class<TrainConfig>("TrainConfig")(
   beta2: UnitInterval,
   grad_clip: Schema.Number.pipe(Schema.nonNegative()),
   seed: Schema.Number.pipe(Schema.int()),
+  /** On a NaN or infinite loss: stop (recording the divergence), or roll back to the last checkpoint. */
+  on_divergence: Schema.optionalWith(Schema.Literal("stop", "rollback"), { default: () => "stop" as const }),
+  /** Rollbacks allowed before the run stops as diverged. */
+  max_rollbacks: Schema.optionalWith(NonNegativeInt, { default: () => 3 }),
+  /** Each rollback multiplies the LR by this factor for the rest of the run. */
+  rollback_lr_factor: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThan(1)), { default: () => 0.5 }),
   policy: PolicyConfig
   }).pipe(
   Schema.filter((c) => {

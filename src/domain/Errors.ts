@@ -26,3 +26,9 @@ export class DivergedError extends Data.TaggedError("DivergedError")<{
   readonly loss: number
   readonly message: string
 }> {}
+
+/** The user stopped the run (Ctrl-C); a checkpoint was written. */
+export class InterruptedError extends Data.TaggedError("InterruptedError")<{
+  readonly iter: number
+  readonly message: string
+}> {}

@@ -66,5 +66,7 @@ export class FinalInfo extends Schema.Class<FinalInfo>("FinalInfo")({
   avg_inference_tokens_per_second: Schema.NullOr(Schema.Number),
   test_loss: Schema.optional(Schema.Number),
   diverged: Schema.optional(Schema.Boolean),
-  diverged_iter: Schema.optional(Schema.Number)
+  diverged_iter: Schema.optional(Schema.Number),
+  /** Divergence rollbacks the run took (absent when none). */
+  rollbacks: Schema.optional(Schema.Number)
 }) {}

@@ -8,8 +8,11 @@ import type { TrainConfig } from "./Config.js"
 export const PresetNames = ["tiny", "cpu", "paper"] as const
 export type PresetName = (typeof PresetNames)[number]
 
-/** The fields a preset fixes; everything but dataset, encoding, seed and policy. */
-export type PresetFields = Omit<TrainConfig, "preset" | "dataset" | "encoding" | "seed" | "policy">
+/** The fields a preset fixes; everything but dataset, encoding, seed, policy and divergence handling. */
+export type PresetFields = Omit<
+  TrainConfig,
+  "preset" | "dataset" | "encoding" | "seed" | "policy" | "on_divergence" | "max_rollbacks" | "rollback_lr_factor"
+>
 
 const optimizer = { weight_decay: 0.1, beta1: 0.9, beta2: 0.99, grad_clip: 1.0, eval_split: "val" as const }
 

@@ -40,7 +40,10 @@ export interface RunRequest {
   readonly variant?: string | undefined
   readonly policy?: string | undefined
   readonly eval_split?: string | undefined
-  readonly overrides?: Partial<Record<OverridableField, number>>
+  readonly overrides?: Partial<Record<OverridableField, number>> & {
+    readonly on_divergence?: "stop" | "rollback"
+    readonly max_rollbacks?: number
+  }
   /** Agent settings laid over the policy's (ignored by schedules). */
   readonly agent?: Record<string, unknown>
 }
@@ -69,14 +72,14 @@ export const decodeTrainConfig = (json: unknown): Either.Either<TrainConfig, Con
 /** Resolve a request against its preset; every failure is one readable ConfigError. */
 export const resolveConfig = (request: RunRequest): Either.Either<TrainConfig, ConfigError> => {
   if (!(PresetNames as ReadonlyArray<string>).includes(request.preset))
-    return fail(`unknown preset '${request.preset}': use one of ${PresetNames.join(", ")}`)
+    return fail(`unknown preset '${request.preset}': use --preset with one of ${PresetNames.join(", ")}`)
   if (!isDatasetName(request.dataset))
-    return fail(`unknown dataset '${request.dataset}': use shakespeare_char, enwik8, text8 or file:PATH`)
+    return fail(`unknown dataset '${request.dataset}': use --dataset with shakespeare_char, enwik8, text8 or file:PATH`)
   if (request.variant !== undefined && !isVariantName(request.variant))
-    return fail(`unknown variant '${request.variant}': use one of ${VariantNames.join(", ")}`)
+    return fail(`unknown variant '${request.variant}': use --variant with one of ${VariantNames.join(", ")}`)
   const policyName = request.policy ?? "qlearning"
   if (!(PolicyNames as ReadonlyArray<string>).includes(policyName))
-    return fail(`unknown policy '${policyName}': use one of ${PolicyNames.join(", ")}`)
+    return fail(`unknown policy '${policyName}': use --policy with one of ${PolicyNames.join(", ")}`)
 
   const preset = presetFields(request.preset as PresetName, request.dataset)
   const overrides = request.overrides ?? {}

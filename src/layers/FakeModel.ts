@@ -29,7 +29,7 @@ export interface FakeLandscape {
   readonly instability: number
   readonly diverge_factor: number
   readonly noise: number
-  /** Inject a NaN training loss at this step (divergence tests). */
+  /** Inject a NaN training loss at this step, once: a transient blow-up (divergence tests). */
   readonly nan_at_step: number | null
 }
 
@@ -63,6 +63,8 @@ const FIELD_COUNT = 4
 
 const makeTrainer = (landscape: FakeLandscape, seed: number): Trainer => {
   let s: FakeState = { step: 0, progress: 0, lrEma: 0, rng: deriveSeed(seed, "fake-model") }
+  // Outside the snapshot on purpose: a rollback past the blow-up does not replay it.
+  let nanInjected = false
   const noisy = (expected: number, rows: number): number => {
     const [z, rng] = nextNormal(s.rng)
     s = { ...s, rng }
@@ -75,7 +77,10 @@ const makeTrainer = (landscape: FakeLandscape, seed: number): Trainer => {
       Effect.sync(() => {
         const lrEma = s.step === 0 ? lr : 0.9 * s.lrEma + 0.1 * lr
         s = { ...s, step: s.step + 1, progress: s.progress + lr / landscape.best_lr, lrEma }
-        if (landscape.nan_at_step === s.step - 1) return Number.NaN
+        if (landscape.nan_at_step === s.step - 1 && !nanInjected) {
+          nanInjected = true
+          return Number.NaN
+        }
         return noisy(fakeExpectedLoss(landscape, s.progress, s.lrEma), 1)
       }),
     evalLoss: (batch) =>

@@ -27,8 +27,8 @@ export interface LoopState {
   readonly evalRng: RngState
   /** The LR of the last training step (the LR "in force" at the next evaluation). */
   readonly lastLr: number
-  /** Training seconds before this stream started (a resumed run keeps counting). */
-  readonly elapsedBefore: number
+  /** Training seconds up to this state (a resumed run keeps counting from it). */
+  readonly elapsed: number
 }
 
 /** The state a fresh run starts from. */
@@ -39,7 +39,7 @@ export const initialLoopState = (config: TrainConfig, policy: AnyLrPolicy): Loop
   batchRng: deriveSeed(config.seed, "batches"),
   evalRng: deriveSeed(config.seed, "eval"),
   lastLr: policy.lrAt(policy.initial, 0),
-  elapsedBefore: 0
+  elapsed: 0
 })
 
 /** The model spec a config asks for. */
@@ -96,8 +96,10 @@ export interface TrainStreamOptions {
   readonly logInterval?: number
   /** Resume from this loop state instead of a fresh start. */
   readonly from?: LoopState
-  /** Called at every step boundary with the loop state (checkpoints, Ctrl-C). */
+  /** Called at every step boundary with the loop state (checkpoints). */
   readonly onState?: (state: LoopState) => Effect.Effect<void>
+  /** Checked at every step boundary: true ends the stream there (Ctrl-C). */
+  readonly stopWhen?: Effect.Effect<boolean>
 }
 
 /** The events of training `trainer` on `data` under the LrPolicy in context. */
@@ -115,8 +117,8 @@ export const trainEvents = (
       const evalSplit = evalSplitOf(config, data)
       const startedAt = yield* Clock.currentTimeMillis
       const first = options.from ?? initialLoopState(config, policy)
-      const elapsed = Effect.map(Clock.currentTimeMillis, (now) => first.elapsedBefore + (now - startedAt) / 1000)
-      let lastEval = { iter: first.iter, elapsed: first.elapsedBefore }
+      const elapsed = Effect.map(Clock.currentTimeMillis, (now) => first.elapsed + (now - startedAt) / 1000)
+      let lastEval = { iter: first.iter, elapsed: first.elapsed }
 
       const evaluate = (s: LoopState) =>
         Effect.gen(function*() {
@@ -152,7 +154,7 @@ export const trainEvents = (
               random: d.random
             })
           })
-          const next: LoopState = { ...s, evaluated: true, policyState: outcome.state, evalRng: rng2 }
+          const next: LoopState = { ...s, evaluated: true, policyState: outcome.state, evalRng: rng2, elapsed: now }
           return [event, next] as const
         })
 
@@ -168,10 +170,10 @@ export const trainEvents = (
               message: `training diverged at iteration ${s.iter}: the loss is ${loss} at LR ${lr.toExponential(3)}`
             })
           }
-          const next: LoopState = { ...s, iter: s.iter + 1, evaluated: false, batchRng, lastLr: lr }
-          if (next.iter % logInterval !== 0) return [undefined, next] as const
           const now = yield* elapsed
-          const rate = (next.iter - first.iter) / Math.max(1e-9, now - first.elapsedBefore)
+          const next: LoopState = { ...s, iter: s.iter + 1, evaluated: false, batchRng, lastLr: lr, elapsed: now }
+          if (next.iter % logInterval !== 0) return [undefined, next] as const
+          const rate = (next.iter - first.iter) / Math.max(1e-9, now - first.elapsed)
           const event = StepEvent.make({
             type: "step",
             iter: next.iter,
@@ -189,6 +191,14 @@ export const trainEvents = (
         ModelError | DivergedError
       > => {
         if (s.iter > config.max_iters || (s.iter === config.max_iters && s.evaluated)) return Effect.succeed(Option.none())
+        if (options.stopWhen !== undefined) {
+          const stop = options.stopWhen
+          return Effect.flatMap(stop, (halt) => (halt ? Effect.succeed(Option.none()) : advance(s)))
+        }
+        return advance(s)
+      }
+
+      const advance = (s: LoopState) => {
         const run: Effect.Effect<readonly [TrainEvent | undefined, LoopState], ModelError | DivergedError> =
           !s.evaluated && isEvalIter(config, s.iter) ? evaluate(s) : step(s)
         return run.pipe(

@@ -2,7 +2,7 @@
 import { Effect, Either, Layer } from "effect"
 import type { TrainConfig } from "../../src/domain/Config.js"
 import { resolveConfig, type RunRequest } from "../../src/domain/ResolveConfig.js"
-import type { PreparedDataset } from "../../src/services/DatasetReader.js"
+import { DatasetReader, type PreparedDataset } from "../../src/services/DatasetReader.js"
 import { Model } from "../../src/services/Model.js"
 import { FakeModel, type FakeLandscape } from "../../src/layers/FakeModel.js"
 
@@ -39,3 +39,7 @@ export const recordingFakeModel = (lrs: Array<number>, landscape: Partial<FakeLa
         }))
     }))
   ).pipe(Layer.provide(FakeModel.layer(landscape)))
+
+/** A DatasetReader that serves the synthetic dataset whatever is asked. */
+export const syntheticReader = (data: PreparedDataset = syntheticDataset()) =>
+  Layer.succeed(DatasetReader, { load: () => Effect.succeed(data) })

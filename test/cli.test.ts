@@ -1,0 +1,86 @@
+import { describe, expect, it } from "vitest"
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { runQlr, sharedData, tempDir } from "./support/cli.js"
+
+const readJsonLines = (path: string) =>
+  readFileSync(path, "utf8").trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>)
+
+const fakeRun = (out: string, ...extra: Array<string>) => [
+  "run", "--backend", "fake", "--preset", "tiny", "--dataset", "shakespeare_char", "--data-dir", sharedData,
+  "--cache-dir", join(out, "..", "cache"), "--out", out, "--sample-count", "1", "--sample-tokens", "20", "--quiet", ...extra
+]
+
+describe("qlr CLI", () => {
+  it("run writes config.json, events.jsonl and final_info.json", async () => {
+    const out = join(tempDir(), "run")
+    const result = await runQlr(fakeRun(out, "--policy", "qlearning", "--max-iters", "200", "--eval-interval", "20"))
+    expect(result.stderr).toBe("")
+    expect(result.code).toBe(0)
+    const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"))
+    expect(config.max_iters).toBe(200)
+    expect(config.policy.kind).toBe("qlearning")
+    expect(config.run.backend).toBe("fake")
+    expect(config.run.gpu).toBe(false)
+    const events = readJsonLines(join(out, "events.jsonl"))
+    expect(events).toHaveLength(11)
+    for (const e of events) {
+      expect(e.type).toBe("eval")
+      for (const key of ["iter", "train_loss", "val_loss", "lr"]) expect(typeof e[key]).toBe("number")
+    }
+    const decisions = events.filter((e) => (e.iter as number) >= config.warmup_iters && (e.iter as number) < 200)
+    for (const e of decisions) for (const key of ["state", "action", "reward", "epsilon"]) expect(e).toHaveProperty(key)
+    const final = JSON.parse(readFileSync(join(out, "final_info.json"), "utf8"))
+    for (const key of ["final_train_loss", "best_val_loss", "total_train_time", "avg_inference_tokens_per_second"])
+      expect(final).toHaveProperty(key)
+    expect(final.final_train_loss).toBe(events[events.length - 1]!.train_loss)
+    expect(final.best_val_loss).toBe(Math.min(...events.map((e) => e.val_loss as number)))
+  })
+
+  it("run --config reruns a run's config.json to the same events", async () => {
+    const dir = tempDir()
+    const first = await runQlr(fakeRun(join(dir, "a"), "--policy", "random", "--max-iters", "100", "--eval-interval", "25"))
+    expect(first.code).toBe(0)
+    const second = await runQlr(fakeRun(join(dir, "b"), "--config", join(dir, "a", "config.json")))
+    expect(second.code).toBe(0)
+    const strip = (events: Array<Record<string, unknown>>) => events.map(({ elapsed: _e, tokens_per_second: _t, ...rest }) => rest)
+    expect(strip(readJsonLines(join(dir, "b", "events.jsonl")))).toEqual(strip(readJsonLines(join(dir, "a", "events.jsonl"))))
+  })
+
+  const refused: ReadonlyArray<readonly [string, ReadonlyArray<string>, RegExp]> = [
+    ["an unknown preset", ["--preset", "huge"], /unknown preset 'huge': use --preset with one of tiny, cpu, paper/],
+    ["an unknown policy", ["--policy", "sgdr"], /unknown policy 'sgdr': use --policy/],
+    ["an unknown backend", ["--backend", "tpu"], /unknown backend 'tpu': use --backend/],
+    ["an unknown dataset", ["--dataset", "wikitext"], /unknown dataset 'wikitext'/],
+    ["a non-positive LR", ["--lr", "0"], /--lr \(learning_rate\)/],
+    ["n_embd not divisible by n_head", ["--n-embd", "30", "--n-head", "4"], /n_embd \(30\) must be divisible by n_head \(4\)/]
+  ]
+  for (const [what, args, message] of refused) {
+    it(`refuses ${what}: one message, non-zero exit, nothing written`, async () => {
+      const out = join(tempDir(), "run")
+      const result = await runQlr(["run", "--backend", "fake", "--preset", "tiny", "--data-dir", sharedData, "--out", out, ...args])
+      expect(result.code).not.toBe(0)
+      expect(result.stdout + result.stderr).toMatch(message)
+      expect(existsSync(out)).toBe(false)
+    })
+  }
+
+  it("refuses an existing non-empty --out and leaves it untouched", async () => {
+    const out = join(tempDir(), "run")
+    mkdirSync(out)
+    writeFileSync(join(out, "keep.txt"), "mine")
+    const result = await runQlr(fakeRun(out))
+    expect(result.code).not.toBe(0)
+    expect(result.stderr).toMatch(/already exists and is not empty/)
+    expect(readFileSync(join(out, "keep.txt"), "utf8")).toBe("mine")
+    expect(existsSync(join(out, "config.json"))).toBe(false)
+  })
+
+  it("refuses --eval-split test on a dataset without a test split", async () => {
+    const out = join(tempDir(), "run")
+    const result = await runQlr(fakeRun(out, "--eval-split", "test"))
+    expect(result.code).not.toBe(0)
+    expect(result.stderr).toMatch(/has no test split/)
+    expect(existsSync(out)).toBe(false)
+  })
+})
