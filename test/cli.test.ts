@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest"
+import { spawn } from "node:child_process"
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { runQlr, sharedData, tempDir } from "./support/cli.js"
+import { qlrBin, repoRoot, runQlr, sharedData, tempDir } from "./support/cli.js"
 
 const readJsonLines = (path: string) =>
   readFileSync(path, "utf8").trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>)
@@ -82,5 +83,33 @@ describe("qlr CLI", () => {
     expect(result.code).not.toBe(0)
     expect(result.stderr).toMatch(/has no test split/)
     expect(existsSync(out)).toBe(false)
+  })
+
+  it("Ctrl-C stops at a step boundary with a checkpoint; --resume then gives the uninterrupted run's events", async () => {
+    const dir = tempDir()
+    const args = (out: string) => fakeRun(out, "--policy", "random", "--max-iters", "60000", "--eval-interval", "6000")
+    const interrupted = join(dir, "interrupted")
+    const child = spawn(process.execPath, [qlrBin, ...args(interrupted)], { cwd: repoRoot })
+    let stderr = ""
+    child.stderr.on("data", (chunk) => (stderr += String(chunk)))
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+    const eventsFile = join(interrupted, "events.jsonl")
+    while (!existsSync(eventsFile) || readFileSync(eventsFile, "utf8").split("\n").length < 3) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    child.kill("SIGINT")
+    expect(await exited).toBe(130)
+    expect(stderr).toMatch(/interrupted at iteration \d+; checkpoint written\. Continue with: qlr run --resume /)
+    expect(existsSync(join(interrupted, "checkpoint.bin"))).toBe(true)
+    expect(existsSync(join(interrupted, "final_info.json"))).toBe(false)
+
+    const resumed = await runQlr(["run", "--backend", "fake", "--resume", interrupted, "--data-dir", sharedData,
+      "--cache-dir", join(dir, "cache"), "--sample-count", "1", "--sample-tokens", "20", "--quiet"])
+    expect(resumed.stderr).toBe("")
+    expect(resumed.code).toBe(0)
+    const whole = join(dir, "whole")
+    expect((await runQlr(args(whole))).code).toBe(0)
+    const strip = (events: Array<Record<string, unknown>>) => events.map(({ elapsed: _e, tokens_per_second: _t, ...rest }) => rest)
+    expect(strip(readJsonLines(eventsFile))).toEqual(strip(readJsonLines(join(whole, "events.jsonl"))))
   })
 })

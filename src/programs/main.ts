@@ -1,16 +1,20 @@
 /**
  * The `qlr` executable: runs the CLI on the process arguments and turns any
- * failure into one readable line and exit code 1.
+ * failure into one readable line and a non-zero exit code.
+ *
+ * It does not use NodeRuntime.runMain, whose SIGINT handler interrupts the
+ * whole program at once: `qlr run` handles Ctrl-C itself, stopping at the
+ * next step boundary with a checkpoint.
  * @since 0.1.0
  */
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Console, Effect } from "effect"
+import { NodeContext } from "@effect/platform-node"
+import { Cause, Console, Effect, Exit } from "effect"
 import { createRequire } from "node:module"
 import { cli } from "./cli.js"
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string }
 
-cli(version)(process.argv).pipe(
+const program = cli(version)(process.argv).pipe(
   Effect.catchAll((error) =>
     Effect.zipRight(
       // @effect/cli prints its own validation errors with the usage; ours carry a message.
@@ -21,6 +25,12 @@ cli(version)(process.argv).pipe(
       })
     )
   ),
-  Effect.provide(NodeContext.layer),
-  NodeRuntime.runMain({ disableErrorReporting: true })
+  Effect.provide(NodeContext.layer)
 )
+
+Effect.runPromiseExit(program).then((exit) => {
+  if (Exit.isFailure(exit)) {
+    process.stderr.write(`qlr: unexpected failure\n${Cause.pretty(exit.cause)}\n`)
+    process.exitCode = 1
+  }
+})

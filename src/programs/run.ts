@@ -164,12 +164,14 @@ const showStep = (e: StepEvent, config: TrainConfig) =>
     ? writeStderr(stepLine(e, config.max_iters) + "\n")
     : Effect.void
 
-/** A flag raised by SIGINT while the run is in scope. */
+/** A flag raised by the first SIGINT while the run is in scope; a second one quits at once. */
 const sigintFlag = Effect.acquireRelease(
   Effect.sync(() => {
     const flag = { raised: false }
     const onSigint = () => {
+      if (flag.raised) process.exit(130)
       flag.raised = true
+      process.stderr.write("\nqlr: stopping at the next step boundary to write a checkpoint (Ctrl-C again quits now)\n")
     }
     process.on("SIGINT", onSigint)
     return { flag, onSigint }
