@@ -1,0 +1,45 @@
+/**
+ * Exact resume on the real model: a run killed with SIGKILL after its second
+ * checkpoint and resumed writes the events of the uninterrupted run, bitwise
+ * (the wasm backend is deterministic and every generator is in the checkpoint).
+ */
+import { describe, expect, it } from "vitest"
+import { spawn } from "node:child_process"
+import { existsSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+import { qlrBin, repoRoot, runQlr, sharedData, tempDir } from "./support/cli.js"
+
+const lines = (path: string) => (existsSync(path) ? readFileSync(path, "utf8").trim().split("\n").filter(Boolean) : [])
+const withoutTiming = (path: string) =>
+  lines(path).map((l) => {
+    const { elapsed: _e, tokens_per_second: _t, ...rest } = JSON.parse(l)
+    return rest
+  })
+
+describe("resume after SIGKILL (tiny preset, wasm)", () => {
+  it("the resumed run's events equal the uninterrupted run's", async () => {
+    const dir = tempDir()
+    const args = (out: string) => [
+      "run", "--backend", "wasm", "--preset", "tiny", "--policy", "random", "--max-iters", "80", "--eval-interval", "10",
+      "--eval-iters", "2", "--dropout", "0.1", "--data-dir", sharedData, "--cache-dir", join(dir, "cache"), "--out", out,
+      "--sample-count", "1", "--sample-tokens", "5", "--quiet"
+    ]
+    const killed = join(dir, "killed")
+    const child = spawn(process.execPath, [qlrBin, ...args(killed)], { cwd: repoRoot, stdio: "ignore" })
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on("exit", (_code, signal) => resolve(signal)))
+    // The third evaluation line is written after the second checkpoint.
+    while (lines(join(killed, "events.jsonl")).length < 3) await new Promise((r) => setTimeout(r, 20))
+    child.kill("SIGKILL")
+    expect(await exited).toBe("SIGKILL")
+    expect(existsSync(join(killed, "final_info.json"))).toBe(false)
+
+    const resumed = await runQlr(["run", "--backend", "wasm", "--resume", killed, "--data-dir", sharedData,
+      "--cache-dir", join(dir, "cache"), "--sample-count", "1", "--sample-tokens", "5", "--quiet"])
+    expect(resumed.stderr).toBe("")
+    expect(resumed.code).toBe(0)
+    const whole = join(dir, "whole")
+    expect((await runQlr(args(whole))).code).toBe(0)
+    expect(withoutTiming(join(killed, "events.jsonl"))).toEqual(withoutTiming(join(whole, "events.jsonl")))
+    expect(lines(join(killed, "events.jsonl"))).toHaveLength(9)
+  })
+})
