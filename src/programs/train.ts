@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { Chunk, Clock, Effect, Option, Stream } from "effect"
-import { sampleBatch, splitBatch, type Batch, type TokenArray } from "../domain/Batches.js"
+import { sampleBatch, splitBatch, type TokenArray } from "../domain/Batches.js"
 import type { TrainConfig } from "../domain/Config.js"
 import { DivergedError, type ModelError } from "../domain/Errors.js"
 import { EvalEvent, StepEvent, type TrainEvent } from "../domain/Events.js"
@@ -122,6 +122,10 @@ export const trainEvents = (
 
       const evaluate = (s: LoopState) =>
         Effect.gen(function*() {
+          // Throughput counts the steps since the last evaluation, not the evaluations.
+          const before = yield* elapsed
+          const steps = s.iter - lastEval.iter
+          const seconds = before - lastEval.elapsed
           const [trainLoss, rng1] = yield* estimateLoss(trainer, config, data.train, s.evalRng)
           const [valLoss, rng2] = yield* estimateLoss(trainer, config, evalSplit, rng1)
           const outcome = policy.onEval(s.policyState, {
@@ -131,8 +135,6 @@ export const trainEvents = (
             lr: s.lastLr
           })
           const now = yield* elapsed
-          const steps = s.iter - lastEval.iter
-          const seconds = now - lastEval.elapsed
           lastEval = { iter: s.iter, elapsed: now }
           const d = outcome.decision
           const event = EvalEvent.make({
@@ -162,7 +164,7 @@ export const trainEvents = (
         Effect.gen(function*() {
           const lr = policy.lrAt(s.policyState, s.iter)
           const [batch, batchRng] = sampleBatch(data.train, config.batch_size, config.block_size, s.batchRng)
-          const loss = yield* trainer.trainStep(batch satisfies Batch, lr)
+          const loss = yield* trainer.trainStep(batch, lr)
           if (!Number.isFinite(loss)) {
             return yield* new DivergedError({
               iter: s.iter,
@@ -190,12 +192,10 @@ export const trainEvents = (
         Option.Option<readonly [Chunk.Chunk<TrainEvent>, LoopState]>,
         ModelError | DivergedError
       > => {
-        if (s.iter > config.max_iters || (s.iter === config.max_iters && s.evaluated)) return Effect.succeed(Option.none())
-        if (options.stopWhen !== undefined) {
-          const stop = options.stopWhen
-          return Effect.flatMap(stop, (halt) => (halt ? Effect.succeed(Option.none()) : advance(s)))
-        }
-        return advance(s)
+        const finished = s.iter > config.max_iters || (s.iter === config.max_iters && s.evaluated)
+        return finished
+          ? Effect.succeed(Option.none())
+          : Effect.flatMap(options.stopWhen ?? Effect.succeed(false), (halt) => (halt ? Effect.succeed(Option.none()) : advance(s)))
       }
 
       const advance = (s: LoopState) => {
