@@ -10,7 +10,7 @@ import { FakeModel, type FakeLandscape } from "../src/layers/FakeModel.js"
 import { JsonlMetricsSink } from "../src/layers/JsonlMetricsSink.js"
 import { runTraining, type RunJob } from "../src/programs/run.js"
 import { MetricsSink } from "../src/services/MetricsSink.js"
-import { tempDir } from "./support/cli.js"
+import { readJsonLines, tempDir, withoutTiming } from "./support/cli.js"
 import { configOf, syntheticReader } from "./support/fixtures.js"
 
 const sampling = { count: 1, tokens: 5, temperature: 0.8, topK: 200, seed: 1 }
@@ -25,11 +25,7 @@ const run = (job: Omit<RunJob, "sampling" | "verbose">, landscape: Partial<FakeL
     Effect.either
   )
 
-const events = (dir: string) =>
-  readFileSync(join(dir, "events.jsonl"), "utf8").trim().split("\n").map((l) => {
-    const { elapsed: _e, tokens_per_second: _t, ...rest } = JSON.parse(l)
-    return rest
-  })
+const events = (dir: string) => withoutTiming(readJsonLines(join(dir, "events.jsonl"))) as Array<Record<string, any>>
 
 /** A JSONL sink that fails on its `n`-th write: a crash in the middle of a run. */
 const crashingSink = (path: string, n: number) =>

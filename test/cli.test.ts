@@ -2,10 +2,8 @@ import { describe, expect, it } from "vitest"
 import { spawn } from "node:child_process"
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { qlrBin, repoRoot, runQlr, sharedData, tempDir } from "./support/cli.js"
+import { qlrBin, readJsonLines, repoRoot, runQlr, sharedData, tempDir, withoutTiming } from "./support/cli.js"
 
-const readJsonLines = (path: string) =>
-  readFileSync(path, "utf8").trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>)
 
 const fakeRun = (out: string, ...extra: Array<string>) => [
   "run", "--backend", "fake", "--preset", "tiny", "--dataset", "shakespeare_char", "--data-dir", sharedData,
@@ -44,8 +42,7 @@ describe("qlr CLI", () => {
     expect(first.code).toBe(0)
     const second = await runQlr(fakeRun(join(dir, "b"), "--config", join(dir, "a", "config.json")))
     expect(second.code).toBe(0)
-    const strip = (events: Array<Record<string, unknown>>) => events.map(({ elapsed: _e, tokens_per_second: _t, ...rest }) => rest)
-    expect(strip(readJsonLines(join(dir, "b", "events.jsonl")))).toEqual(strip(readJsonLines(join(dir, "a", "events.jsonl"))))
+    expect(withoutTiming(readJsonLines(join(dir, "b", "events.jsonl")))).toEqual(withoutTiming(readJsonLines(join(dir, "a", "events.jsonl"))))
   })
 
   const refused: ReadonlyArray<readonly [string, ReadonlyArray<string>, RegExp]> = [
@@ -94,7 +91,7 @@ describe("qlr CLI", () => {
     child.stderr.on("data", (chunk) => (stderr += String(chunk)))
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
     const eventsFile = join(interrupted, "events.jsonl")
-    while (!existsSync(eventsFile) || readFileSync(eventsFile, "utf8").split("\n").length < 3) {
+    while (readJsonLines(eventsFile).length < 2) {
       await new Promise((r) => setTimeout(r, 20))
     }
     child.kill("SIGINT")
@@ -109,7 +106,6 @@ describe("qlr CLI", () => {
     expect(resumed.code).toBe(0)
     const whole = join(dir, "whole")
     expect((await runQlr(args(whole))).code).toBe(0)
-    const strip = (events: Array<Record<string, unknown>>) => events.map(({ elapsed: _e, tokens_per_second: _t, ...rest }) => rest)
-    expect(strip(readJsonLines(eventsFile))).toEqual(strip(readJsonLines(join(whole, "events.jsonl"))))
+    expect(withoutTiming(readJsonLines(eventsFile))).toEqual(withoutTiming(readJsonLines(join(whole, "events.jsonl"))))
   })
 })

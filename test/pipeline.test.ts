@@ -4,6 +4,7 @@ import type { EvalEvent } from "../src/domain/Events.js"
 import { warmupCosineLr } from "../src/domain/Schedules.js"
 import { LrPolicies } from "../src/layers/LrPolicies.js"
 import { train } from "../src/programs/train.js"
+import { withoutTiming } from "./support/cli.js"
 import { configOf, recordingFakeModel, syntheticDataset } from "./support/fixtures.js"
 import type { TrainConfig } from "../src/domain/Config.js"
 
@@ -21,9 +22,6 @@ const runFake = (config: TrainConfig) =>
     return { events: Chunk.toReadonlyArray(events), lrs }
   })
 
-/** Timing fields differ between runs; everything else must not. */
-const withoutTiming = (events: ReadonlyArray<EvalEvent>) =>
-  events.map(({ elapsed: _e, tokens_per_second: _t, ...rest }) => rest)
 
 describe("training stream on the fake model", () => {
   for (const policy of ["constant", "cosine", "exp-decay", "qlearning", "random"] as const) {

@@ -5,16 +5,10 @@
  */
 import { describe, expect, it } from "vitest"
 import { spawn } from "node:child_process"
-import { existsSync, readFileSync } from "node:fs"
+import { existsSync } from "node:fs"
 import { join } from "node:path"
-import { qlrBin, repoRoot, runQlr, sharedData, tempDir } from "./support/cli.js"
+import { qlrBin, readJsonLines, repoRoot, runQlr, sharedData, tempDir, withoutTiming } from "./support/cli.js"
 
-const lines = (path: string) => (existsSync(path) ? readFileSync(path, "utf8").trim().split("\n").filter(Boolean) : [])
-const withoutTiming = (path: string) =>
-  lines(path).map((l) => {
-    const { elapsed: _e, tokens_per_second: _t, ...rest } = JSON.parse(l)
-    return rest
-  })
 
 describe("resume after SIGKILL (tiny preset, wasm)", () => {
   it("the resumed run's events equal the uninterrupted run's", async () => {
@@ -28,7 +22,7 @@ describe("resume after SIGKILL (tiny preset, wasm)", () => {
     const child = spawn(process.execPath, [qlrBin, ...args(killed)], { cwd: repoRoot, stdio: "ignore" })
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on("exit", (_code, signal) => resolve(signal)))
     // The third evaluation line is written after the second checkpoint.
-    while (lines(join(killed, "events.jsonl")).length < 3) await new Promise((r) => setTimeout(r, 20))
+    while (readJsonLines(join(killed, "events.jsonl")).length < 3) await new Promise((r) => setTimeout(r, 20))
     child.kill("SIGKILL")
     expect(await exited).toBe("SIGKILL")
     expect(existsSync(join(killed, "final_info.json"))).toBe(false)
@@ -39,7 +33,8 @@ describe("resume after SIGKILL (tiny preset, wasm)", () => {
     expect(resumed.code).toBe(0)
     const whole = join(dir, "whole")
     expect((await runQlr(args(whole))).code).toBe(0)
-    expect(withoutTiming(join(killed, "events.jsonl"))).toEqual(withoutTiming(join(whole, "events.jsonl")))
-    expect(lines(join(killed, "events.jsonl"))).toHaveLength(9)
+    const events = readJsonLines(join(killed, "events.jsonl"))
+    expect(withoutTiming(events)).toEqual(withoutTiming(readJsonLines(join(whole, "events.jsonl"))))
+    expect(events).toHaveLength(9)
   })
 })

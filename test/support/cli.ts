@@ -1,6 +1,6 @@
 /** Run the built `qlr` binary as a user would. */
 import { execFile } from "node:child_process"
-import { mkdtempSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -28,3 +28,16 @@ export const runQlr = (args: ReadonlyArray<string>, env: Record<string, string> 
 
 /** A fresh temporary directory. */
 export const tempDir = (prefix = "qlr-test-") => mkdtempSync(join(tmpdir(), prefix))
+
+/** The JSON lines of a file; none when it does not exist yet. */
+export const readJsonLines = (path: string): Array<Record<string, unknown>> =>
+  existsSync(path)
+    ? readFileSync(path, "utf8").split("\n").filter((l) => l.length > 0).map((l) => JSON.parse(l) as Record<string, unknown>)
+    : []
+
+/** Events without their timing fields, which may differ between equal runs (SPEC §6). */
+export const withoutTiming = (events: ReadonlyArray<object>) =>
+  events.map((e) => {
+    const { elapsed: _e, tokens_per_second: _t, ...rest } = e as Record<string, unknown>
+    return rest
+  })
