@@ -11,6 +11,7 @@ import { LITTLE_POWER_BELOW, mean, pairedTTest, standardError, type PairedCompar
 
 /** The per-run figures that are averaged over seeds (SPEC §4). */
 export const MetricKeys = ["final_train_loss", "best_val_loss", "total_train_time", "avg_inference_tokens_per_second"] as const
+/** One of {@link MetricKeys}. */
 export type MetricKey = (typeof MetricKeys)[number]
 
 const NullableNumber = Schema.NullOr(Schema.Number)
@@ -40,6 +41,7 @@ export type CurveEvent = typeof CurveEvent.Type
 /** finished and diverged runs are results; failed ones ran and broke; missing ones have not run. */
 export type RunStatus = "finished" | "diverged" | "failed" | "missing"
 
+/** One run of a sweep as the aggregation sees it: where it belongs, how it ended, what it recorded. */
 export interface RunResult {
   readonly dataset: string
   readonly variant: string
@@ -136,8 +138,10 @@ export interface BaselineComparison {
   readonly little_power: boolean
 }
 
+/** The variant every other variant is compared with: the warmup-cosine schedule at the preset's peak LR. */
 export const BASELINE = "baseline"
 
+/** Compare `variant` with the {@link BASELINE} on `dataset`: a paired t-test of best val loss over the seeds both finished. */
 export const compareWithBaseline = (runs: ReadonlyArray<RunResult>, dataset: string, variant: string): BaselineComparison => {
   const bestVal = (v: string) =>
     new Map(

@@ -56,6 +56,7 @@ export class StepEvent extends Schema.Class<StepEvent>("StepEvent")({
   eta: Schema.Number
 }) {}
 
+/** Any event of the training stream: an evaluation or a progress step; `type` tells them apart. */
 export type TrainEvent = EvalEvent | StepEvent
 
 /** The flat per-run summary (SPEC §4, §6). */

@@ -33,7 +33,9 @@ export interface LrPolicy<S> {
   readonly initial: S
   /** Encodes the state to JSON and back (checkpoints, Q-table files). */
   readonly stateSchema: Schema.Schema<S, any>
+  /** The LR of the training step at `iter` (asked before every step). */
   readonly lrAt: (state: S, iter: number) => number
+  /** Feed an evaluation; the returned state sets the LR of the steps until the next one. */
   readonly onEval: (state: S, observation: EvalObservation) => EvalOutcome<S>
 }
 

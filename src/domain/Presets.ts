@@ -5,7 +5,9 @@
  */
 import type { TrainConfig } from "./Config.js"
 
+/** The presets by name: `tiny` (tests), `cpu` (nanoGPT's CPU setting) and `paper` (SPEC §1-2). */
 export const PresetNames = ["tiny", "cpu", "paper"] as const
+/** One of {@link PresetNames}. */
 export type PresetName = (typeof PresetNames)[number]
 
 /** The fields a preset fixes; everything but dataset, encoding, seed, policy and divergence handling. */

@@ -29,6 +29,7 @@ export const OverrideFlags = {
   grad_clip: "grad-clip",
   seed: "seed"
 } as const
+/** A TrainConfig field that a command-line flag may override. */
 export type OverridableField = keyof typeof OverrideFlags
 
 /** What a user asked for; unset fields come from the preset. */

@@ -7,6 +7,7 @@
 import { QLearningSettings, type PolicyConfig } from "./Config.js"
 import { initialLrAblation } from "./Presets.js"
 
+/** The named variants of SPEC §6: the paper's (baseline, agent, its ablations) and the controls. */
 export const VariantNames = [
   "baseline",
   "qlearning",
@@ -18,12 +19,15 @@ export const VariantNames = [
   "exp-decay",
   "random"
 ] as const
+/** One of {@link VariantNames}. */
 export type VariantName = (typeof VariantNames)[number]
 
+/** Whether `name` is one of {@link VariantNames}. */
 export const isVariantName = (name: string): name is VariantName => (VariantNames as ReadonlyArray<string>).includes(name)
 
 /** The policy kinds `--policy` accepts; `random` is the agent with epsilon 1 (no learning shows). */
 export const PolicyNames = ["constant", "cosine", "exp-decay", "qlearning", "random"] as const
+/** One of {@link PolicyNames}. */
 export type PolicyName = (typeof PolicyNames)[number]
 
 /** The default policy config for a `--policy` name. */

@@ -18,6 +18,7 @@ export type Encoding = "chars" | "bytes"
 /** The corpora qlr knows by name. */
 export type NamedDataset = "shakespeare_char" | "enwik8" | "text8"
 
+/** Every {@link NamedDataset}, in the order messages list them. */
 export const namedDatasets: ReadonlyArray<NamedDataset> = ["shakespeare_char", "enwik8", "text8"]
 
 /** Where a dataset name points: a named corpus, or any file (`file:PATH`). */

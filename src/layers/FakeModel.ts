@@ -33,6 +33,7 @@ export interface FakeLandscape {
   readonly nan_at_step: number | null
 }
 
+/** The landscape {@link FakeModel.layer} uses unless told otherwise: a minimum at LR 2e-3. */
 export const defaultLandscape: FakeLandscape = {
   initial: Math.log(65),
   floor: 1.5,
@@ -122,6 +123,7 @@ const makeTrainer = (landscape: FakeLandscape, seed: number): Trainer => {
 
 /** The fake Model layer, with an optional landscape override. */
 export const FakeModel = {
+  /** The fake Model layer; `landscape` overrides fields of {@link defaultLandscape}. */
   layer: (landscape: Partial<FakeLandscape> = {}): Layer.Layer<Model> =>
     Layer.succeed(Model, {
       create: (spec) => Effect.sync(() => makeTrainer({ ...defaultLandscape, ...landscape }, spec.seed))

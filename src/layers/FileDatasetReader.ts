@@ -70,6 +70,7 @@ const corpora: Record<NamedDataset, Corpus> = {
   text8: { url: "http://mattmahoney.net/dc/text8.zip", file: "text8", zipped: true, expected: { size: 100_000_000 } }
 }
 
+/** Where {@link FileDatasetReader} looks for corpora and keeps its cache; every field is optional. */
 export interface FileDatasetReaderOptions {
   /** A directory holding local copies (`DIR/enwik8/enwik8` or `DIR/enwik8/enwik8.zip`, ...); default QLR_DATA_DIR. */
   readonly dataDir?: string
@@ -391,6 +392,7 @@ const make = (options: FileDatasetReaderOptions): Effect.Effect<DatasetReader["T
     return DatasetReader.of({ load: load(settings) })
   })
 
+/** The DatasetReader backed by files: local copies, a cache, downloads (see the module comment). */
 export const FileDatasetReader = {
   /** The file-backed DatasetReader; every option falls back to its environment variable, then the default. */
   layer: (options: FileDatasetReaderOptions = {}): Layer.Layer<DatasetReader, DatasetError> =>

@@ -9,6 +9,7 @@ import { SinkError } from "../domain/Errors.js"
 import type { EvalEvent } from "../domain/Events.js"
 import { MetricsSink } from "../services/MetricsSink.js"
 
+/** A MetricsSink that appends to a JSONL file (a run's events.jsonl). */
 export const JsonlMetricsSink = {
   /** Append every event to `path` as one JSON line. */
   layer: (path: string): Layer.Layer<MetricsSink> =>
@@ -21,6 +22,7 @@ export const JsonlMetricsSink = {
     })
 }
 
+/** A MetricsSink that keeps the events in a Ref. */
 export const MemoryMetricsSink = {
   /** Keep every event in `ref` (tests, notebooks). */
   layer: (ref: Ref.Ref<ReadonlyArray<EvalEvent>>): Layer.Layer<MetricsSink> =>

@@ -26,6 +26,7 @@ export const policyOfConfig = (config: TrainConfig, agentStart?: AgentState): An
   }
 }
 
+/** One LrPolicy layer per built-in controller, and `fromConfig`, the one a run's config names. */
 export const LrPolicies = {
   /** The peak LR throughout. */
   constant: (s: ScheduleSettings) => Layer.succeed(LrPolicy, constantPolicy(s)),

@@ -37,7 +37,7 @@ const backendOption = described(
         : Effect.fail(ValidationError.invalidValue(HelpDoc.p(`unknown backend '${name}': use --backend with one of ${backendNames.join(", ")}`)))
     )
   ),
-  `${backendNames.join(" | ")}. auto: tfjs-node-gpu or tfjs-node when installed, else wasm, else cpu; fake: the deterministic test model`
+  `${backendNames.join(" | ")}. auto: tfjs-node-gpu or tfjs-node when installed, else wasm-blas (wasm with native BLAS matMuls, after npm run build:native), else wasm, else cpu; fake: the deterministic test model`
 )
 
 /** tfjs takes seconds to load: only commands that train a real model import it. */

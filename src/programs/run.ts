@@ -59,6 +59,7 @@ export interface RunJob {
   readonly handleSigint?: boolean
 }
 
+/** Every way {@link runTraining} can fail; each error carries a readable message. */
 export type RunError =
   | ConfigError
   | DatasetError

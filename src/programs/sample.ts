@@ -15,11 +15,17 @@ import { Model, type Trainer } from "../services/Model.js"
 import { readSnapshot } from "./snapshotFile.js"
 import { modelSpecOf } from "./train.js"
 
+/** How to sample: how many samples of how many new tokens, with which settings and seed. */
 export interface SampleOptions {
+  /** Number of samples. */
   readonly count: number
+  /** New tokens per sample. */
   readonly tokens: number
+  /** Logits are divided by it before the softmax. */
   readonly temperature: number
+  /** Only the `topK` most likely tokens are drawn from. */
   readonly topK: number
+  /** Seeds the sampling generator. */
   readonly seed: number
 }
 

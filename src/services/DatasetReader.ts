@@ -24,6 +24,11 @@ export interface PreparedDataset {
   readonly sourceSha256: string
 }
 
+/**
+ * The service tag: a program that needs data asks for `DatasetReader`; a
+ * layer ({@link FileDatasetReader}, or `Layer.succeed(DatasetReader, ...)` for
+ * a dataset in memory) provides it.
+ */
 export class DatasetReader extends Context.Tag("qlr/DatasetReader")<
   DatasetReader,
   {

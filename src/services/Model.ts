@@ -74,12 +74,17 @@ export interface Trainer {
   ) => Effect.Effect<{ readonly tokens: ReadonlyArray<number>; readonly rng: RngState }, ModelError>
   /** Tensors alive in the backend (0 for models without tensors): a leak check. */
   readonly liveTensors: () => number
+  /** Weights, optimizer state and step count, copied out (checkpoints, model.bin). */
   readonly snapshot: Effect.Effect<ModelSnapshot, ModelError>
+  /** Load a snapshot taken from a model of the same shape; fails on any mismatch. */
   readonly restore: (snapshot: ModelSnapshot) => Effect.Effect<void, ModelError>
 }
 
 /** Builds trainers; the layer chooses the implementation and backend. */
 export class Model extends Context.Tag("qlr/Model")<
   Model,
-  { readonly create: (spec: ModelSpec) => Effect.Effect<Trainer, ModelError, Scope.Scope> }
+  {
+    /** Build a model and its optimizer; closing the scope frees them. */
+    readonly create: (spec: ModelSpec) => Effect.Effect<Trainer, ModelError, Scope.Scope>
+  }
 >() {}
