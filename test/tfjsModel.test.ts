@@ -4,6 +4,7 @@ import { type Batch, sampleBatch } from "../src/domain/Batches.js"
 import type { ModelError } from "../src/domain/Errors.js"
 import { deriveSeed } from "../src/domain/Rng.js"
 import { decays, type Formulation, initParams, loss, namedParameters } from "../src/layers/gpt.js"
+import { loadBlas } from "../src/layers/blasKernels.js"
 import { requireGpu, selectBackend } from "../src/layers/tfjsBackend.js"
 import { TfjsModel, type TfjsModelOptions } from "../src/layers/TfjsModel.js"
 import { Model, type ModelShape, type ModelSnapshot, type ModelSpec, type Trainer } from "../src/services/Model.js"
@@ -212,10 +213,10 @@ describe("TfjsModel", () => {
     }).pipe(Effect.provide(wasm))
   )
 
-  it.effect("selects wasm for auto when no tfjs-node is installed; tensorflow fails with the install command", () =>
+  it.effect("selects wasm (wasm-blas when its addon is built) for auto when no tfjs-node is installed; tensorflow fails with the install command", () =>
     Effect.gen(function* () {
       const auto = yield* selectBackend("auto")
-      expect(auto).toMatchObject({ backend: "wasm", gpu: false })
+      expect(auto).toMatchObject({ backend: loadBlas()._tag === "Loaded" ? "wasm-blas" : "wasm", gpu: false })
       expect(tf.getBackend()).toBe("wasm")
       const error = yield* Effect.flip(selectBackend("tensorflow"))
       expect(error._tag).toBe("ModelError")

@@ -18,9 +18,11 @@ import { type BackendInfo, Model, type ModelSnapshot, type ModelSpec, type Train
 import * as Gpt from "./gpt.js"
 import { type BackendChoice, ensureBackend, messageOf, selectBackend } from "./tfjsBackend.js"
 
+/** How the tfjs Model runs: the backend, and the way the GPT's graph is written. */
 export interface TfjsModelOptions {
+  /** The tfjs backend; see {@link BackendChoice}. */
   readonly backend: BackendChoice
-  /** Default: "autodiff" on the native tensorflow backend, "matmul2d" (fast on wasm) elsewhere. */
+  /** Default: "autodiff" on tensorflow and wasm-blas (batched and transposed products are fast there), "matmul2d" (fast on wasm) elsewhere. */
   readonly formulation?: Gpt.Formulation
 }
 
@@ -225,7 +227,7 @@ export const TfjsModel = {
     Layer.effect(
       Model,
       Effect.map(selectBackend(options.backend), (info) => {
-        const formulation = options.formulation ?? (info.backend === "tensorflow" ? "autodiff" : "matmul2d")
+        const formulation = options.formulation ?? (info.backend === "tensorflow" || info.backend === "wasm-blas" ? "autodiff" : "matmul2d")
         return Model.of({ create: (spec) => make(spec, info, formulation) })
       })
     )

@@ -20,6 +20,11 @@ import * as tf from "@tensorflow/tfjs"
 import { deriveSeed, nextFloat, type RngState } from "../domain/Rng.js"
 import type { ModelShape } from "../services/Model.js"
 
+/**
+ * How the GPT's graph is written: `autodiff` (batched ops, tfjs's gradients;
+ * best on the native backend) or `matmul2d` (2-D matrix products with
+ * hand-written gradients; fast on wasm).
+ */
 export type Formulation = "autodiff" | "matmul2d"
 
 /** One transformer block's weights. */

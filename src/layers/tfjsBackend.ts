@@ -5,11 +5,14 @@
  *   `@tensorflow/tfjs-node`. Neither is a dependency of qlr (their install
  *   scripts download libtensorflow); a user installs one next to qlr and it
  *   is imported dynamically.
+ * - `wasm-blas`: the wasm backend with its matrix products computed by
+ *   native OpenBLAS through the optional addon in native/ (./blasKernels.ts),
+ *   the fastest choice on a CPU; same results as `wasm` up to float rounding.
  * - `wasm`: `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD, one thread under
- *   Node), the default on a CPU.
+ *   Node).
  * - `cpu`: pure JavaScript, the last resort.
- * - `auto`: `tensorflow` when one of the node packages loads, else `wasm`,
- *   else `cpu`.
+ * - `auto`: `tensorflow` when one of the node packages loads, else
+ *   `wasm-blas` when the addon loads, else `wasm`, else `cpu`.
  * @since 0.1.0
  */
 import * as tf from "@tensorflow/tfjs"
@@ -19,8 +22,10 @@ import { createRequire } from "node:module"
 import * as path from "node:path"
 import { ModelError } from "../domain/Errors.js"
 import type { BackendInfo } from "../services/Model.js"
+import { type BlasAddon, loadBlas, useBlasKernels } from "./blasKernels.js"
 
-export const BackendChoices = ["auto", "wasm", "cpu", "tensorflow"] as const
+export const BackendChoices = ["auto", "wasm", "wasm-blas", "cpu", "tensorflow"] as const
+/** A backend `--backend` accepts; see the module comment for each. */
 export type BackendChoice = (typeof BackendChoices)[number]
 
 /** The node packages that provide the `tensorflow` backend, GPU build first. */
@@ -168,19 +173,25 @@ const registerContiguousSlice = (): void => {
   }
 }
 
-const useWasm: Effect.Effect<BackendInfo | null, ModelError> = Effect.gen(function* () {
-  // setWasmPaths must come before the backend's first initialisation.
-  if (tf.findBackend("wasm") == null) yield* Effect.sync(() => setWasmPaths(wasmDirectory()))
-  if (!(yield* activate("wasm"))) return null
-  yield* Effect.sync(registerContiguousSlice)
-  const simd = tf.env().getBool("WASM_HAS_SIMD_SUPPORT")
-  const threads = tf.env().getBool("WASM_HAS_MULTITHREAD_SUPPORT")
-  return {
-    backend: "wasm",
-    gpu: false,
-    description: `tfjs wasm (XNNPACK${simd ? ", SIMD" : ""}, ${threads ? "multi-threaded" : "one thread"})`
-  }
-})
+/** The wasm backend, its matMuls on `blas` or (null) on XNNPACK; null when wasm does not initialise. */
+const useWasm = (blas: BlasAddon | null): Effect.Effect<BackendInfo | null, ModelError> =>
+  Effect.gen(function* () {
+    // setWasmPaths must come before the backend's first initialisation.
+    if (tf.findBackend("wasm") == null) yield* Effect.sync(() => setWasmPaths(wasmDirectory()))
+    if (!(yield* activate("wasm"))) return null
+    yield* Effect.sync(() => {
+      registerContiguousSlice()
+      useBlasKernels(blas)
+    })
+    const simd = tf.env().getBool("WASM_HAS_SIMD_SUPPORT")
+    const threads = tf.env().getBool("WASM_HAS_MULTITHREAD_SUPPORT")
+    const wasm = `tfjs wasm (XNNPACK${simd ? ", SIMD" : ""}, ${threads ? "multi-threaded" : "one thread"})`
+    return blas === null
+      ? { backend: "wasm", gpu: false, description: wasm }
+      : { backend: "wasm-blas", gpu: false, description: `${wasm}, matMuls on native BLAS (${blas.describe()})` }
+  })
+
+const wasmFailed = new ModelError({ message: "the tfjs wasm backend failed to initialise; try --backend cpu" })
 
 const useCpu: Effect.Effect<BackendInfo, ModelError> = activate("cpu").pipe(
   Effect.as({ backend: "cpu", gpu: false, description: "tfjs cpu (pure JavaScript, slow)" })
@@ -192,36 +203,54 @@ export const selectBackend = (choice: BackendChoice): Effect.Effect<BackendInfo,
     case "tensorflow":
       return Effect.flatMap(loadNodeBinding, useTensorflow)
     case "wasm":
-      return Effect.flatMap(useWasm, (info) =>
-        info === null
-          ? Effect.fail(new ModelError({ message: "the tfjs wasm backend failed to initialise; try --backend cpu" }))
-          : Effect.succeed(info)
-      )
+      return Effect.flatMap(useWasm(null), (info) => (info === null ? Effect.fail(wasmFailed) : Effect.succeed(info)))
+    case "wasm-blas": {
+      const blas = loadBlas()
+      return blas._tag === "Unavailable"
+        ? Effect.fail(new ModelError({ message: `--backend wasm-blas: ${blas.reason}; or use --backend wasm` }))
+        : Effect.flatMap(useWasm(blas.addon), (info) => (info === null ? Effect.fail(wasmFailed) : Effect.succeed(info)))
+    }
     case "cpu":
       return useCpu
     case "auto":
       return Effect.gen(function* () {
         const binding = yield* loadNodeBinding
         if (binding._tag === "Loaded") return yield* useTensorflow(binding)
-        const wasm = yield* useWasm.pipe(Effect.orElseSucceed(() => null))
+        const blas = loadBlas()
+        const wasm = yield* useWasm(blas._tag === "Loaded" ? blas.addon : null).pipe(Effect.orElseSucceed(() => null))
         const fallback = wasm ?? (yield* useCpu)
-        // An installed but unusable node package is worth saying in config.json.
-        return binding._tag === "Broken"
-          ? { ...fallback, description: `${fallback.description}; ${binding.pkg} not used: ${binding.reason}` }
-          : fallback
+        // Why a faster path was not taken is worth saying in config.json.
+        const notes = [
+          ...(binding._tag === "Broken" ? [`${binding.pkg} not used: ${binding.reason}`] : []),
+          ...(wasm !== null && blas._tag === "Unavailable" ? [`native BLAS not used: ${blas.reason}`] : [])
+        ]
+        return { ...fallback, description: [fallback.description, ...notes].join("; ") }
       })
   }
 }
 
-/** Make sure `info`'s backend is tfjs's current one (another layer may have switched it). */
-export const ensureBackend = (info: BackendInfo): Effect.Effect<void, ModelError> =>
-  tf.getBackend() === info.backend
-    ? Effect.void
-    : Effect.filterOrFail(
-        activate(info.backend),
-        (ok) => ok,
-        () => new ModelError({ message: `could not switch tfjs back to the '${info.backend}' backend` })
-      ).pipe(Effect.asVoid)
+/**
+ * Make sure `info`'s backend is tfjs's current one (another layer may have
+ * switched it). `wasm-blas` is tfjs's wasm backend with the BLAS kernels,
+ * which are global: `wasm` and `wasm-blas` switch them.
+ */
+export const ensureBackend = (info: BackendInfo): Effect.Effect<void, ModelError> => {
+  const name = info.backend === "wasm-blas" ? "wasm" : info.backend
+  const kernels = Effect.sync(() => {
+    if (name !== "wasm") return
+    const blas = loadBlas()
+    useBlasKernels(info.backend === "wasm-blas" && blas._tag === "Loaded" ? blas.addon : null)
+  })
+  const backend: Effect.Effect<unknown, ModelError> =
+    tf.getBackend() === name
+      ? Effect.void
+      : Effect.filterOrFail(
+          activate(name),
+          (ok) => ok,
+          () => new ModelError({ message: `could not switch tfjs back to the '${info.backend}' backend` })
+        )
+  return Effect.zipRight(backend, kernels)
+}
 
 /** Fail unless a GPU device is really in use (`--require-gpu`). */
 export const requireGpu = (info: BackendInfo): Effect.Effect<void, ModelError> =>
