@@ -56,7 +56,10 @@ describe("qlr CLI", () => {
   for (const [what, args, message] of refused) {
     it(`refuses ${what}: one message, non-zero exit, nothing written`, async () => {
       const out = join(tempDir(), "run")
-      const result = await runQlr(["run", "--backend", "fake", "--preset", "tiny", "--data-dir", sharedData, "--out", out, ...args])
+      // The case's flags replace the defaults (a flag given twice is a usage error of its own).
+      const flags = new Map([["--backend", "fake"], ["--preset", "tiny"], ["--data-dir", sharedData], ["--out", out]])
+      for (let i = 0; i < args.length; i += 2) flags.set(args[i]!, args[i + 1]!)
+      const result = await runQlr(["run", ...[...flags].flat()])
       expect(result.code).not.toBe(0)
       expect(result.stdout + result.stderr).toMatch(message)
       expect(existsSync(out)).toBe(false)
