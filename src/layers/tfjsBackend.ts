@@ -22,11 +22,10 @@ import { createRequire } from "node:module"
 import * as path from "node:path"
 import { ModelError } from "../domain/Errors.js"
 import type { BackendInfo } from "../services/Model.js"
+import { type BackendChoice, messageOf } from "./backendChoices.js"
 import { type BlasAddon, loadBlas, useBlasKernels } from "./blasKernels.js"
 
-export const BackendChoices = ["auto", "wasm", "wasm-blas", "cpu", "tensorflow"] as const
-/** A backend `--backend` accepts; see the module comment for each. */
-export type BackendChoice = (typeof BackendChoices)[number]
+export { type BackendChoice, BackendChoices, messageOf } from "./backendChoices.js"
 
 /** The node packages that provide the `tensorflow` backend, GPU build first. */
 const nodePackages = ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"] as const
@@ -36,7 +35,6 @@ const installHint = (): string =>
   `\`npm install @tensorflow/tfjs-node-gpu@${tf.version.tfjs}\` (NVIDIA GPU, needs CUDA 11.2 and cuDNN 8.1)`
 
 /** The message of a thrown value. */
-export const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
 /** What importing the node packages gave: the one that loaded, or why none did. */
 type NodeBinding =

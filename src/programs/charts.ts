@@ -7,7 +7,7 @@ import { Data, Effect } from "effect"
 import * as vega from "vega"
 import { compile, type TopLevelSpec } from "vega-lite"
 import type { LossPoint, LrPoint } from "../domain/Aggregate.js"
-import { messageOf } from "../layers/tfjsBackend.js"
+import { messageOf } from "../layers/backendChoices.js"
 
 /** The report could not be rendered or written. */
 export class ReportError extends Data.TaggedError("ReportError")<{ readonly message: string }> {}

@@ -31,7 +31,7 @@ import { ConfigError } from "../domain/Errors.js"
 import { decodeTrainConfig } from "../domain/ResolveConfig.js"
 import { decodeSweepSpec, expandSweep, SweepSpec, type PlannedRun } from "../domain/Sweep.js"
 import { jsonText, writeFileAtomic } from "../layers/files.js"
-import { BackendChoices, messageOf } from "../layers/tfjsBackend.js"
+import { BackendChoices, messageOf } from "../layers/backendChoices.js"
 import { inferenceDefaults } from "./sample.js"
 
 /** The backends a sweep may name: `qlr run --backend`'s. */
