@@ -46,6 +46,24 @@ static int inside(int64_t offset, int64_t stride, int64_t count, int64_t size, i
 }
 
 /*
+ * OpenBLAS's threads pay off only on large products: on small ones (the
+ * per-head attention products, every product of the cpu preset) waking and
+ * synchronising them costs more than they save, and measured whole training
+ * steps ran slower with two threads. So products below this many
+ * multiply-adds run on one thread, larger ones on all of OpenBLAS's threads
+ * (its default, or OPENBLAS_NUM_THREADS).
+ */
+#define LARGE_PRODUCT ((int64_t)1 << 27)
+static int max_threads = 0;
+static int current_threads = 0;
+
+static void use_threads(int threads) {
+  if (threads == current_threads) return;
+  openblas_set_num_threads(threads);
+  current_threads = threads;
+}
+
+/*
  * gemm(heap, batch, transA, transB, m, n, k, aOffset, aStride, bOffset, bStride, cOffset, cStride)
  * For i < batch, with row-major matrices at the given float offsets:
  *   C_i [m x n] = op(A_i) [m x k] . op(B_i) [k x n],  op = transpose when asked.
@@ -74,6 +92,7 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
       !inside(cOff, cStride, batch, m * n, length))
     return fail(env, "gemm: an operand lies outside the heap");
   float* heap = (float*)data;
+  use_threads(m * n * k >= LARGE_PRODUCT ? max_threads : 1);
   const int lda = (int)(ta ? m : k), ldb = (int)(tb ? k : n), ldc = (int)n;
   for (int64_t i = 0; i < batch; i++)
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k,
@@ -178,35 +197,26 @@ static napi_value reduce(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* setThreads(n): OpenBLAS's thread count for the following calls. */
-static napi_value setThreads(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  int32_t threads;
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 1) return fail(env, "setThreads takes 1 argument");
-  CHECK(env, napi_get_value_int32(env, argv[0], &threads));
-  if (threads < 1) return fail(env, "setThreads: the count must be positive");
-  openblas_set_num_threads(threads);
-  return NULL;
-}
-
-/* describe(): OpenBLAS's build configuration and its current thread count. */
+/* describe(): OpenBLAS's build configuration and its thread use. */
 static napi_value describe(napi_env env, napi_callback_info info) {
   (void)info;
   char text[512];
-  snprintf(text, sizeof text, "%s, %d threads", openblas_get_config(), openblas_get_num_threads());
+  if (max_threads > 1)
+    snprintf(text, sizeof text, "%s; %d threads on products of 2^27 multiply-adds or more, else 1", openblas_get_config(),
+             max_threads);
+  else
+    snprintf(text, sizeof text, "%s; 1 thread", openblas_get_config());
   napi_value result;
   CHECK(env, napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &result));
   return result;
 }
 
 static napi_value init(napi_env env, napi_value exports) {
+  max_threads = current_threads = openblas_get_num_threads();
   napi_property_descriptor props[] = {
     {"gemm", NULL, gemm, NULL, NULL, NULL, napi_enumerable, NULL},
     {"unary", NULL, unary, NULL, NULL, NULL, napi_enumerable, NULL},
     {"reduce", NULL, reduce, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"setThreads", NULL, setThreads, NULL, NULL, NULL, napi_enumerable, NULL},
     {"describe", NULL, describe, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

@@ -53,9 +53,7 @@ export interface BlasAddon {
   readonly unary: (heap: ArrayBufferLike, op: 0 | 1, xOffset: number, yOffset: number, n: number) => void
   /** For x viewed as [outer, size, inner]: y[o, j] = scale * sum over r of x[o, r, j]. */
   readonly reduce: (heap: ArrayBufferLike, xOffset: number, yOffset: number, outer: number, size: number, inner: number, scale: number) => void
-  /** OpenBLAS's thread count for the following calls (the bench compares 1 and 2). */
-  readonly setThreads: (threads: number) => void
-  /** OpenBLAS's build configuration and thread count. */
+  /** OpenBLAS's build configuration and thread use. */
   readonly describe: () => string
 }
 
