@@ -4,6 +4,7 @@
  * ../shared/data, every fault case, the token cache, and batching.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { execFile } from "node:child_process"
 import { createHash } from "node:crypto"
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { copyFile, mkdir, readdir, rm, stat, writeFile } from "node:fs/promises"
@@ -12,6 +13,7 @@ import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
+import { promisify } from "node:util"
 import { ConfigProvider, Effect, Either } from "effect"
 import { zipSync } from "fflate"
 import { sampleBatch } from "../src/domain/Batches.js"
@@ -27,6 +29,7 @@ import {
 import { type CachedDataset, FileDatasetReader, type FileDatasetReaderOptions } from "../src/layers/FileDatasetReader.js"
 import { prepare } from "../src/programs/prepare.js"
 import { DatasetReader, type Encoding } from "../src/services/DatasetReader.js"
+import { qlrBin } from "./support/cli.js"
 
 const sharedData = resolve(dirname(fileURLToPath(import.meta.url)), "../../shared/data")
 const shakespearePath = join(sharedData, "shakespeare_char/input.txt")
@@ -38,6 +41,8 @@ const text8Head = readFileSync(text8HeadPath)
 // README sha256 of the heads: they stand in for the full corpora
 const enwik8HeadExpected = { size: 1_000_000, sha256: "369b688978f649681136198fb96db14c1616756260c55fb4b65e9bc049552cad" }
 const text8HeadExpected = { size: 689_414, sha256: "850d1c85b11826889b8b41009cfae1153d22b07f7dc73c7d21ee486afc7946fd" }
+
+const execFileAsync = promisify(execFile)
 
 const temps: Array<string> = []
 const tempDir = (): string => {
@@ -498,4 +503,32 @@ describe("batches from a prepared split", () => {
       }
       expect(a.y[15]).toBe(d.train[start + 16])
     }))
+})
+
+/** The environment without the developer's QLR_* settings. */
+const withoutQlrVariables = (): NodeJS.ProcessEnv =>
+  Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("QLR_")))
+
+describe("memory", () => {
+  // enwik8 is 100,000,000 bytes; its zip is unpacked by streaming into the
+  // cache, so preparation's peak is reading, hashing and encoding the
+  // unzipped file: the same work as this file: input of the same size.
+  it("preparing a 100 MB corpus as bytes with `qlr prepare` peaks under 1 GB of RSS", async () => {
+    const dir = tempDir()
+    const corpus = join(dir, "enwik8-sized")
+    const head = readFileSync(join(sharedData, "enwik8/enwik8_head_4M"))
+    const bytes = Buffer.alloc(100_000_000)
+    for (let offset = 0; offset < bytes.length; offset += head.length) head.copy(bytes, offset)
+    writeFileSync(corpus, bytes)
+    const reportPeak = "data:text/javascript,process.on('exit',()=>process.stderr.write('peak_rss_kb='+process.resourceUsage().maxRSS+'\\n'))"
+    const { stdout, stderr } = await execFileAsync(
+      process.execPath,
+      ["--import", reportPeak, qlrBin, "prepare", "--dataset", `file:${corpus}`, "--encoding", "bytes", "--cache-dir", join(dir, "cache")],
+      { env: withoutQlrVariables() }
+    )
+    expect(JSON.parse(stdout)).toMatchObject({ train: 90_000_000, val: 5_000_000, test: 5_000_000 })
+    const peakMb = Number(/peak_rss_kb=(\d+)/.exec(stderr)![1]) / 1024
+    expect(peakMb).toBeGreaterThan(100)
+    expect(peakMb).toBeLessThan(1024)
+  })
 })
