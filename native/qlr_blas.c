@@ -197,6 +197,56 @@ static napi_value reduce(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * adamw(heap, pOffset, gOffset, mOffset, vOffset, scaleOffset, pOut, mOut, vOut, n,
+ *       beta1, beta2, decay, stepSize, sqrtBias2, eps)
+ * One parameter's torch.optim.AdamW update in one pass, with the operations,
+ * their order and their float32 rounding of the tfjs ops it replaces
+ * (TfjsModel's adamW): g = grad * scale (the clipping factor, a float in the
+ * heap), m = m beta1 + g (1 - beta1), v = v beta2 + g^2 (1 - beta2),
+ * p = p decay - m / (sqrt(v) / sqrtBias2 + eps) * stepSize. Fourteen wasm
+ * kernels per parameter become one.
+ */
+static napi_value adamw(napi_env env, napi_callback_info info) {
+  size_t argc = 16;
+  napi_value argv[16];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 16) return fail(env, "adamw takes 16 arguments");
+  void* data;
+  size_t bytes;
+  CHECK(env, napi_get_arraybuffer_info(env, argv[0], &data, &bytes));
+  int64_t o[9];
+  for (int i = 1; i < 10; i++) CHECK(env, napi_get_value_int64(env, argv[i], &o[i - 1]));
+  double h[6];
+  for (int i = 10; i < 16; i++) CHECK(env, napi_get_value_double(env, argv[i], &h[i - 10]));
+  const int64_t n = o[8], length = (int64_t)(bytes / sizeof(float));
+  if (n < 0 || !inside(o[4], 0, 1, 1, length)) return fail(env, "adamw: an operand lies outside the heap");
+  for (int i = 0; i < 8; i++)
+    if (i != 4 && !inside(o[i], 0, 1, n, length)) return fail(env, "adamw: an operand lies outside the heap");
+  float* heap = (float*)data;
+  const float* p = heap + o[0];
+  const float* g = heap + o[1];
+  const float* m = heap + o[2];
+  const float* v = heap + o[3];
+  const float scale = heap[o[4]];
+  float* restrict pOut = heap + o[5];
+  float* restrict mOut = heap + o[6];
+  float* restrict vOut = heap + o[7];
+  const float beta1 = (float)h[0], beta2 = (float)h[1], decay = (float)h[2], stepSize = (float)h[3],
+              sqrtBias2 = (float)h[4], eps = (float)h[5];
+  const float oneMinusBeta1 = (float)(1 - h[0]), oneMinusBeta2 = (float)(1 - h[1]);
+  for (int64_t i = 0; i < n; i++) {
+    const float gi = g[i] * scale;
+    const float mi = m[i] * beta1 + gi * oneMinusBeta1;
+    const float vi = v[i] * beta2 + (gi * gi) * oneMinusBeta2;
+    const float denom = sqrtf(vi) / sqrtBias2 + eps;
+    pOut[i] = p[i] * decay - (mi / denom) * stepSize;
+    mOut[i] = mi;
+    vOut[i] = vi;
+  }
+  return NULL;
+}
+
 /* describe(): OpenBLAS's build configuration and its thread use. */
 static napi_value describe(napi_env env, napi_callback_info info) {
   (void)info;
@@ -217,6 +267,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"gemm", NULL, gemm, NULL, NULL, NULL, napi_enumerable, NULL},
     {"unary", NULL, unary, NULL, NULL, NULL, napi_enumerable, NULL},
     {"reduce", NULL, reduce, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"adamw", NULL, adamw, NULL, NULL, NULL, napi_enumerable, NULL},
     {"describe", NULL, describe, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));

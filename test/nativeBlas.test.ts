@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs"
 import { Effect } from "effect"
 import { sampleBatch } from "../src/domain/Batches.js"
 import { deriveSeed } from "../src/domain/Rng.js"
-import { loadBlas } from "../src/layers/blasKernels.js"
+import { AdamWUpdate, type AdamWUpdateAttrs, loadBlas } from "../src/layers/blasKernels.js"
 import { selectBackend } from "../src/layers/tfjsBackend.js"
 import { TfjsModel, type TfjsModelOptions } from "../src/layers/TfjsModel.js"
 import { Model, type ModelSnapshot, type ModelSpec } from "../src/services/Model.js"
@@ -181,6 +181,44 @@ describe.skipIf(blas._tag === "Unavailable")(`native BLAS${skipReason}`, () => {
       yield* t.evalLoss(batches[1]!)
       expect(t.liveTensors()).toBe(tensors)
       expect(buffers()).toBe(ids)
+    })
+  )
+
+  it.effect("the fused AdamW kernel is torch's AdamW step (clipping factor, decoupled decay, bias correction)", () =>
+    Effect.gen(function* () {
+      yield* selectBackend("wasm-blas")
+      const n = 1000
+      const draw = (seed: number, scale = 1) => Array.from(tf.tidy(() => tf.randomNormal([n], 0, scale, "float32", seed).dataSync()))
+      const [p, g, m] = [draw(1), draw(2, 3), draw(3, 0.1)]
+      const v = draw(4, 0.1).map((x) => x * x)
+      const [lr, wd, beta1, beta2, step, clip] = [3e-3, 0.1, 0.9, 0.99, 7, 0.25]
+      const attrs: AdamWUpdateAttrs = {
+        beta1,
+        beta2,
+        decay: 1 - lr * wd,
+        stepSize: lr / (1 - beta1 ** step),
+        sqrtBias2: Math.sqrt(1 - beta2 ** step),
+        eps: 1e-8
+      }
+      const [pNext, mNext, vNext] = tf.tidy(() =>
+        (tf.engine().runKernel(
+          AdamWUpdate,
+          { p: tf.tensor1d(p), g: tf.tensor1d(g), m: tf.tensor1d(m), v: tf.tensor1d(v), scale: tf.scalar(clip) },
+          attrs as unknown as tf.NamedAttrMap
+        ) as Array<tf.Tensor>).map((t) => Array.from(t.dataSync()))
+      )
+      // torch.optim.AdamW, in doubles.
+      p.forEach((p0, i) => {
+        const gi = g[i]! * clip
+        const mi = beta1 * m[i]! + (1 - beta1) * gi
+        const vi = beta2 * v[i]! + (1 - beta2) * gi * gi
+        const mHat = mi / (1 - beta1 ** step)
+        const vHat = vi / (1 - beta2 ** step)
+        const expected = p0 * (1 - lr * wd) - (lr * mHat) / (Math.sqrt(vHat) + 1e-8)
+        expect(mNext![i]).toBeCloseTo(mi, 6)
+        expect(vNext![i]).toBeCloseTo(vi, 6)
+        expect(Math.abs(pNext![i]! - expected)).toBeLessThan(1e-6 * Math.max(1, Math.abs(expected)))
+      })
     })
   )
 

@@ -15,6 +15,7 @@ import { type Batch, splitBatch } from "../domain/Batches.js"
 import { ModelError } from "../domain/Errors.js"
 import { deriveSeed, type RngState } from "../domain/Rng.js"
 import { type BackendInfo, Model, type ModelSnapshot, type ModelSpec, type Trainer } from "../services/Model.js"
+import { AdamWUpdate, type AdamWUpdateAttrs } from "./blasKernels.js"
 import * as Gpt from "./gpt.js"
 import { type BackendChoice, ensureBackend, messageOf, selectBackend } from "./tfjsBackend.js"
 
@@ -50,11 +51,27 @@ const checkSpec = (spec: ModelSpec): Effect.Effect<void, ModelError> => {
   return problem === null ? Effect.void : Effect.fail(new ModelError({ message: problem }))
 }
 
-/** Global-norm clipping as torch's clip_grad_norm_: scale by min(1, maxNorm / (norm + 1e-6)). */
-const clipByGlobalNorm = (grads: ReadonlyArray<tf.Tensor>, maxNorm: number): Array<tf.Tensor> => {
+/** torch's clip_grad_norm_ factor for the gradients: min(1, maxNorm / (global norm + 1e-6)). */
+const clipScale = (grads: ReadonlyArray<tf.Tensor>, maxNorm: number): tf.Scalar => {
   const norm = tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g)))))
-  const scale = tf.minimum(tf.div(maxNorm, tf.add(norm, 1e-6)), 1)
-  return grads.map((g) => tf.mul(g, scale))
+  return tf.minimum(tf.div(maxNorm, tf.add(norm, 1e-6)), 1)
+}
+
+/**
+ * One parameter's AdamW update as tfjs ops: g = grad scale, m' = m beta1 +
+ * g (1 - beta1), v' = v beta2 + g^2 (1 - beta2), p' = p decay - m' /
+ * (sqrt(v') / sqrtBias2 + eps) stepSize. wasm-blas runs the same formula as
+ * one native kernel ({@link AdamWUpdate}).
+ */
+const adamWOps = (
+  { p, g, m, v, scale }: Record<"p" | "g" | "m" | "v" | "scale", tf.Tensor>,
+  h: AdamWUpdateAttrs
+): [tf.Tensor, tf.Tensor, tf.Tensor] => {
+  const clipped = tf.mul(g, scale)
+  const mNext = tf.add(tf.mul(m, h.beta1), tf.mul(clipped, 1 - h.beta1))
+  const vNext = tf.add(tf.mul(v, h.beta2), tf.mul(tf.square(clipped), 1 - h.beta2))
+  const denom = tf.add(tf.div(tf.sqrt(vNext), h.sqrtBias2), h.eps)
+  return [tf.sub(tf.mul(p, h.decay), tf.mul(tf.div(mNext, denom), h.stepSize)), mNext, vNext]
 }
 
 const make = (
@@ -85,17 +102,24 @@ const make = (
     const adamW = (grads: ReadonlyArray<tf.Tensor>, lr: number): void => {
       step += 1
       const { beta1, beta2, weight_decay, grad_clip } = optimizer
-      const g = grad_clip > 0 ? clipByGlobalNorm(grads, grad_clip) : grads
-      const bias1 = 1 - beta1 ** step
-      const sqrtBias2 = Math.sqrt(1 - beta2 ** step)
+      const scale = grad_clip > 0 ? clipScale(grads, grad_clip) : tf.scalar(1)
+      const fused = tf.getKernel(AdamWUpdate, tf.getBackend()) !== undefined
       variables.forEach((p, j) => {
-        const m = tf.add(tf.mul(exp_avg[j]!, beta1), tf.mul(g[j]!, 1 - beta1))
-        const v = tf.add(tf.mul(exp_avg_sq[j]!, beta2), tf.mul(tf.square(g[j]!), 1 - beta2))
-        const decayedP = decayed[j] && weight_decay > 0 ? tf.mul(p, 1 - lr * weight_decay) : p
-        const denom = tf.add(tf.div(tf.sqrt(v), sqrtBias2), 1e-8)
-        p.assign(tf.sub(decayedP, tf.mul(tf.div(m, denom), lr / bias1)))
-        exp_avg[j]!.assign(m)
-        exp_avg_sq[j]!.assign(v)
+        const attrs: AdamWUpdateAttrs = {
+          beta1,
+          beta2,
+          decay: decayed[j] && weight_decay > 0 ? 1 - lr * weight_decay : 1,
+          stepSize: lr / (1 - beta1 ** step),
+          sqrtBias2: Math.sqrt(1 - beta2 ** step),
+          eps: 1e-8
+        }
+        const inputs = { p, g: grads[j]!, m: exp_avg[j]!, v: exp_avg_sq[j]!, scale }
+        const [pNext, m, v] = fused
+          ? (tf.engine().runKernel(AdamWUpdate, inputs, attrs as unknown as tf.NamedAttrMap) as Array<tf.Tensor>)
+          : adamWOps(inputs, attrs)
+        p.assign(pNext!)
+        exp_avg[j]!.assign(m!)
+        exp_avg_sq[j]!.assign(v!)
       })
     }
 

@@ -15,7 +15,8 @@
  * gradient; ~10 ns an element in wasm, vectorised natively), Sum and Mean
  * over leading or middle axes (wasm transposes first, 10x slower: the
  * gradients of LayerNorm's gains sum over rows), a row-copying
- * GatherV2 (wasm's checks each index through a closure), and Identity and
+ * GatherV2 (wasm's checks each index through a closure), AdamW's update of
+ * one parameter as one kernel instead of fourteen, and Identity and
  * same-dtype Cast that share their input's buffer as the cpu backend's do
  * (wasm's copy it, and autodiff clones every tensor it saves for the
  * backward pass).
@@ -53,8 +54,48 @@ export interface BlasAddon {
   readonly unary: (heap: ArrayBufferLike, op: 0 | 1, xOffset: number, yOffset: number, n: number) => void
   /** For x viewed as [outer, size, inner]: y[o, j] = scale * sum over r of x[o, r, j]. */
   readonly reduce: (heap: ArrayBufferLike, xOffset: number, yOffset: number, outer: number, size: number, inner: number, scale: number) => void
+  /** One parameter's AdamW update (see {@link AdamWUpdate}); `scaleOffset` holds the gradient's clipping factor. */
+  readonly adamw: (
+    heap: ArrayBufferLike,
+    pOffset: number,
+    gOffset: number,
+    mOffset: number,
+    vOffset: number,
+    scaleOffset: number,
+    pOutOffset: number,
+    mOutOffset: number,
+    vOutOffset: number,
+    n: number,
+    beta1: number,
+    beta2: number,
+    decay: number,
+    stepSize: number,
+    sqrtBias2: number,
+    eps: number
+  ) => void
   /** OpenBLAS's build configuration and thread use. */
   readonly describe: () => string
+}
+
+/**
+ * A kernel only wasm-blas has: one parameter's AdamW update. Inputs `p`, `g`
+ * (the gradient), `m`, `v` (the moments) and the scalar `scale` (the clipping
+ * factor of g); outputs the new p, m and v. A backend without it runs the
+ * same formula as tfjs ops (TfjsModel).
+ */
+export const AdamWUpdate = "QlrAdamWUpdate"
+
+/** AdamWUpdate's attributes: p' = p decay - m' / (sqrt(v') / sqrtBias2 + eps) stepSize. */
+export interface AdamWUpdateAttrs {
+  readonly beta1: number
+  readonly beta2: number
+  /** 1 - lr weight_decay for decayed parameters, else 1. */
+  readonly decay: number
+  /** lr / (1 - beta1^step). */
+  readonly stepSize: number
+  /** sqrt(1 - beta2^step). */
+  readonly sqrtBias2: number
+  readonly eps: number
 }
 
 /** What loading the addon gave: the addon, or why it is unavailable (said in BackendInfo.description). */
@@ -246,6 +287,33 @@ const makeKernels = (addon: BlasAddon, original: ReadonlyMap<string, tf.KernelFu
     return out
   }
   const gather = (args: KernelArgs): tf.TensorInfo => gatherRows(args) ?? (original.get(tf.GatherV2)!(args) as tf.TensorInfo)
+  const adamW = (args: KernelArgs): Array<tf.TensorInfo> => {
+    const backend = args.backend as unknown as WasmBackend
+    const { p, g, m, v, scale } = args.inputs as unknown as Record<"p" | "g" | "m" | "v" | "scale", tf.TensorInfo>
+    const h = args.attrs as unknown as AdamWUpdateAttrs
+    const outputs = [p, m, v].map((t) => backend.makeOutput(t.shape, "float32"))
+    const [pOut, mOut, vOut] = outputs.map((t) => floatOffset(backend, t))
+    // The heap only after makeOutput, as in blasMatMul.
+    addon.adamw(
+      backend.wasm.HEAPU8.buffer,
+      floatOffset(backend, p),
+      floatOffset(backend, g),
+      floatOffset(backend, m),
+      floatOffset(backend, v),
+      floatOffset(backend, scale),
+      pOut!,
+      mOut!,
+      vOut!,
+      tf.util.sizeFromShape(p.shape),
+      h.beta1,
+      h.beta2,
+      h.decay,
+      h.stepSize,
+      h.sqrtBias2,
+      h.eps
+    )
+    return outputs
+  }
   return new Map<string, tf.KernelFunc>([
     [tf.BatchMatMul, batchMatMul as tf.KernelFunc],
     [tf._FusedMatMul, fusedMatMul as tf.KernelFunc],
@@ -256,7 +324,8 @@ const makeKernels = (addon: BlasAddon, original: ReadonlyMap<string, tf.KernelFu
     [tf.GatherV2, gather as tf.KernelFunc],
     [tf.Identity, share(tf.Identity, () => true) as tf.KernelFunc],
     [tf.Cast, share(tf.Cast, (args) => (args.attrs as unknown as tf.CastAttrs).dtype === args.inputs["x"]!.dtype) as tf.KernelFunc],
-    [tf.UnsortedSegmentSum, unsortedSegmentSum as tf.KernelFunc]
+    [tf.UnsortedSegmentSum, unsortedSegmentSum as tf.KernelFunc],
+    [AdamWUpdate, adamW as tf.KernelFunc]
   ])
 }
 
@@ -272,7 +341,7 @@ let installed: BlasAddon | null = null
 export const useBlasKernels = (addon: BlasAddon | null): void => {
   if (addon === installed) return
   originals ??= new Map(
-    [tf.BatchMatMul, tf._FusedMatMul, tf.Exp, tf.Erf, tf.Sum, tf.Mean, tf.GatherV2, tf.Identity, tf.Cast, tf.UnsortedSegmentSum].map((name) => [
+    [tf.BatchMatMul, tf._FusedMatMul, tf.Exp, tf.Erf, tf.Sum, tf.Mean, tf.GatherV2, tf.Identity, tf.Cast, tf.UnsortedSegmentSum, AdamWUpdate].map((name) => [
       name,
       tf.getKernel(name, "wasm")?.kernelFunc
     ])
