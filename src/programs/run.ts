@@ -126,12 +126,12 @@ const scaledPolicy = (policy: AnyLrPolicy, scale: number): AnyLrPolicy =>
   scale === 1 ? policy : { ...policy, lrAt: (state, iter) => scale * policy.lrAt(state, iter) }
 
 const fmt = (x: number, digits = 4) => (Number.isFinite(x) ? x.toFixed(digits) : String(x))
-const duration = (seconds: number) =>
-  seconds >= 3600
-    ? `${Math.floor(seconds / 3600)}h${String(Math.floor((seconds % 3600) / 60)).padStart(2, "0")}m`
-    : seconds >= 60
-    ? `${Math.floor(seconds / 60)}m${String(Math.round(seconds % 60)).padStart(2, "0")}s`
-    : `${seconds.toFixed(0)}s`
+/** A duration for the progress line: 59s, 2m00s, 1h05m (rounded to the second first, so never "1m60s"). */
+export const formatDuration = (seconds: number): string => {
+  const s = Math.max(0, Math.round(seconds))
+  const pad = (n: number) => String(n).padStart(2, "0")
+  return s >= 3600 ? `${Math.floor(s / 3600)}h${pad(Math.floor((s % 3600) / 60))}m` : s >= 60 ? `${Math.floor(s / 60)}m${pad(s % 60)}s` : `${s}s`
+}
 
 /** One line per evaluation. */
 export const evalLine = (e: EvalEvent): string =>
@@ -153,7 +153,7 @@ export const evalLine = (e: EvalEvent): string =>
 export const stepLine = (e: StepEvent, maxIters: number): string =>
   `iter ${e.iter}/${maxIters} | loss ${fmt(e.loss)} | lr ${e.lr.toExponential(3)} | ${
     Math.round(e.tokens_per_second)
-  } tok/s | ${duration(e.elapsed)} elapsed, ${duration(e.eta)} left`
+  } tok/s | ${formatDuration(e.elapsed)} elapsed, ${formatDuration(e.eta)} left`
 
 const writeStderr = (text: string) => Effect.sync(() => process.stderr.write(text))
 
