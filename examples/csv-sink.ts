@@ -6,7 +6,7 @@
  * final_info.json, model.bin) writes its evaluation events to whatever
  * MetricsSink is in context. Swapping the layer swaps the format; nothing
  * else changes. The run uses the deterministic fake model and a dataset held
- * in memory, provided as a DatasetReader layer.
+ * in memory, provided by the InMemoryDatasetReader layer.
  *
  * Run: npm run build && npx tsx examples/csv-sink.ts
  */
@@ -15,11 +15,10 @@ import { appendFile, mkdtemp, readFile, writeFile } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import {
-  DatasetReader,
   type EvalEvent,
   FakeModel,
+  InMemoryDatasetReader,
   MetricsSink,
-  type PreparedDataset,
   resolveConfig,
   runTraining,
   SinkError
@@ -50,18 +49,11 @@ const CsvMetricsSink = {
 // ---------------------------------------------------------------------------
 // A run with it
 
-/** A dataset in memory, served whatever name is asked for. */
-const tokens = Uint8Array.from({ length: 20_000 }, (_, i) => (i * 7 + (i >> 3)) % 16)
-const data: PreparedDataset = {
-  name: "in-memory",
-  encoding: "chars",
-  symbols: Array.from({ length: 16 }, (_, i) => 97 + i),
-  train: tokens.subarray(0, 18_000),
-  val: tokens.subarray(18_000),
-  test: null,
-  sourceSha256: "0".repeat(64)
-}
-const InMemoryReader = Layer.succeed(DatasetReader, { load: () => Effect.succeed(data) })
+/** A repetitive token stream over 16 symbols ("a" to "p"); the fake model does not read the tokens, but batches are drawn from them. */
+const data = InMemoryDatasetReader.dataset(
+  Uint8Array.from({ length: 20_000 }, (_, i) => (i * 7 + (i >> 3)) % 16),
+  Array.from({ length: 16 }, (_, i) => 97 + i)
+)
 
 const program = Effect.gen(function*() {
   const dir = yield* Effect.promise(() => mkdtemp(join(tmpdir(), "qlr-csv-example-")))
@@ -74,7 +66,7 @@ const program = Effect.gen(function*() {
     verbose: false,
     // A short inference measurement: the fake model samples random tokens.
     sampling: { count: 1, tokens: 50, temperature: 0.8, topK: 200, seed: 1 }
-  }).pipe(Effect.provide(Layer.mergeAll(FakeModel.layer(), InMemoryReader, CsvMetricsSink.layer(csv))))
+  }).pipe(Effect.provide(Layer.mergeAll(FakeModel.layer(), InMemoryDatasetReader.layer(data), CsvMetricsSink.layer(csv))))
 
   const rows = (yield* Effect.promise(() => readFile(csv, "utf8"))).trim().split("\n")
   console.log(`wrote ${rows.length - 1} evaluations to ${csv}:`)

@@ -17,10 +17,10 @@ import { Chunk, Effect, Either, Layer, Schema, Stream } from "effect"
 import {
   type EvalEvent,
   FakeModel,
+  InMemoryDatasetReader,
   LrPolicies,
   LrPolicy,
   Policy,
-  type PreparedDataset,
   resolveConfig,
   Schedules,
   train,
@@ -59,17 +59,11 @@ const reduceOnPlateau = (
 // ---------------------------------------------------------------------------
 // Running it
 
-/** A repetitive token stream: the fake model does not read the tokens, but batches are drawn from them. */
-const tokens = Uint8Array.from({ length: 20_000 }, (_, i) => (i * 7 + (i >> 3)) % 16)
-const data: PreparedDataset = {
-  name: "in-memory",
-  encoding: "chars",
-  symbols: Array.from({ length: 16 }, (_, i) => 97 + i),
-  train: tokens.subarray(0, 18_000),
-  val: tokens.subarray(18_000),
-  test: null,
-  sourceSha256: "0".repeat(64)
-}
+/** A repetitive token stream over 16 symbols ("a" to "p"); the fake model does not read the tokens, but batches are drawn from them. */
+const data = InMemoryDatasetReader.dataset(
+  Uint8Array.from({ length: 20_000 }, (_, i) => (i * 7 + (i >> 3)) % 16),
+  Array.from({ length: 16 }, (_, i) => 97 + i)
+)
 
 // The tiny preset, longer, with a peak LR above the fake landscape's best (2e-3): something for the policy to react to.
 const config: TrainConfig = Either.getOrThrow(

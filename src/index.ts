@@ -10,6 +10,7 @@
  *   provides them.
  * - **Layers** (ready implementations): {@link TfjsModel} (the real GPT on
  *   tfjs), {@link FakeModel} (a deterministic stand-in), {@link FileDatasetReader},
+ *   {@link InMemoryDatasetReader},
  *   {@link JsonlMetricsSink}, {@link MemoryMetricsSink} and {@link LrPolicies}.
  * - **Programs**: {@link train} / {@link trainEvents} (training as a Stream of
  *   events), {@link estimateLoss}, {@link runTraining} (a whole run directory),
@@ -140,6 +141,7 @@ export type LrPolicyService = Context.Tag.Service<LrPolicy>
 
 export { defaultLandscape, type FakeLandscape, fakeExpectedLoss, FakeModel } from "./layers/FakeModel.js"
 export { type CachedDataset, FileDatasetReader, type FileDatasetReaderOptions } from "./layers/FileDatasetReader.js"
+export { InMemoryDatasetReader } from "./layers/InMemoryDatasetReader.js"
 export type { ExpectedContent } from "./layers/download.js"
 export { JsonlMetricsSink, MemoryMetricsSink } from "./layers/JsonlMetricsSink.js"
 export { LrPolicies, policyOfConfig } from "./layers/LrPolicies.js"

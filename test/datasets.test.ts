@@ -27,6 +27,7 @@ import {
   splitSizes
 } from "../src/domain/Vocabulary.js"
 import { type CachedDataset, FileDatasetReader, type FileDatasetReaderOptions } from "../src/layers/FileDatasetReader.js"
+import { InMemoryDatasetReader } from "../src/layers/InMemoryDatasetReader.js"
 import { prepare } from "../src/programs/prepare.js"
 import { DatasetReader, type Encoding } from "../src/services/DatasetReader.js"
 import { qlrBin } from "./support/cli.js"
@@ -531,4 +532,19 @@ describe("memory", () => {
     expect(peakMb).toBeGreaterThan(100)
     expect(peakMb).toBeLessThan(1024)
   })
+})
+
+describe("InMemoryDatasetReader", () => {
+  it.effect("splits tokens held in memory 90/10, records their sha256, and serves them for any name", () =>
+    Effect.gen(function* () {
+      const tokens = Uint8Array.from({ length: 1000 }, (_, i) => i % 5)
+      const data = InMemoryDatasetReader.dataset(tokens, [97, 98, 99, 100, 101])
+      expect([data.train.length, data.val.length, data.test]).toEqual([900, 100, null])
+      expect(data.sourceSha256).toBe(createHash("sha256").update(tokens).digest("hex"))
+      const served = yield* Effect.flatMap(DatasetReader, (r) => r.load("anything", "bytes")).pipe(
+        Effect.provide(InMemoryDatasetReader.layer(data))
+      )
+      expect(served).toBe(data)
+    })
+  )
 })

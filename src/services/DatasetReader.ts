@@ -26,7 +26,7 @@ export interface PreparedDataset {
 
 /**
  * The service tag: a program that needs data asks for `DatasetReader`; a
- * layer ({@link FileDatasetReader}, or `Layer.succeed(DatasetReader, ...)` for
+ * layer ({@link FileDatasetReader}, or {@link InMemoryDatasetReader} for
  * a dataset in memory) provides it.
  */
 export class DatasetReader extends Context.Tag("qlr/DatasetReader")<

@@ -2,7 +2,8 @@
 import { Effect, Either, Layer } from "effect"
 import type { TrainConfig } from "../../src/domain/Config.js"
 import { resolveConfig, type RunRequest } from "../../src/domain/ResolveConfig.js"
-import { DatasetReader, type PreparedDataset } from "../../src/services/DatasetReader.js"
+import type { PreparedDataset } from "../../src/services/DatasetReader.js"
+import { InMemoryDatasetReader } from "../../src/layers/InMemoryDatasetReader.js"
 import { Model } from "../../src/services/Model.js"
 import { FakeModel, type FakeLandscape } from "../../src/layers/FakeModel.js"
 
@@ -11,18 +12,12 @@ export const configOf = (request: Partial<RunRequest> = {}): TrainConfig =>
   Either.getOrThrow(resolveConfig({ preset: "tiny", dataset: "shakespeare_char", ...request }))
 
 /** A small synthetic dataset (no file access). */
-export const syntheticDataset = (vocab = 8, length = 4096): PreparedDataset => {
-  const tokens = Uint8Array.from({ length }, (_, i) => (i * 7 + (i >> 3)) % vocab)
-  return {
-    name: "synthetic",
-    encoding: "chars",
-    symbols: Array.from({ length: vocab }, (_, i) => 97 + i),
-    train: tokens.subarray(0, (length * 9) / 10),
-    val: tokens.subarray((length * 9) / 10),
-    test: null,
-    sourceSha256: "0".repeat(64)
-  }
-}
+export const syntheticDataset = (vocab = 8, length = 4096): PreparedDataset =>
+  InMemoryDatasetReader.dataset(
+    Uint8Array.from({ length }, (_, i) => (i * 7 + (i >> 3)) % vocab),
+    Array.from({ length: vocab }, (_, i) => 97 + i),
+    "synthetic"
+  )
 
 /** The fake model, with every LR passed to a training step appended to `lrs`. */
 export const recordingFakeModel = (lrs: Array<number>, landscape: Partial<FakeLandscape> = {}) =>
@@ -41,5 +36,4 @@ export const recordingFakeModel = (lrs: Array<number>, landscape: Partial<FakeLa
   ).pipe(Layer.provide(FakeModel.layer(landscape)))
 
 /** A DatasetReader that serves the synthetic dataset whatever is asked. */
-export const syntheticReader = (data: PreparedDataset = syntheticDataset()) =>
-  Layer.succeed(DatasetReader, { load: () => Effect.succeed(data) })
+export const syntheticReader = (data: PreparedDataset = syntheticDataset()) => InMemoryDatasetReader.layer(data)
