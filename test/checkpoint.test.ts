@@ -128,6 +128,21 @@ describe("divergence (fake model with an injected NaN)", () => {
       expect(Object.values(agent.q_table).flat().some((q) => q < 0)).toBe(true)
     }))
 
+  it.effect("a divergence that comes back: the LR is scaled down again at each rollback, at most max_rollbacks times", () =>
+    Effect.gen(function*() {
+      const dir = join(tempDir(), "run")
+      // A peak LR far above the fake landscape's divergence threshold (20 x its best LR, 2e-3): every rollback diverges again.
+      const config = configOf({
+        policy: "constant",
+        overrides: { on_divergence: "rollback", max_rollbacks: 2, learning_rate: 10, min_lr: 1 }
+      })
+      const result = yield* run({ config, outDir: dir })
+      expect(Either.isLeft(result) && result.left._tag).toBe("DivergedError")
+      const final = JSON.parse(readFileSync(join(dir, "final_info.json"), "utf8"))
+      expect(final).toMatchObject({ diverged: true, rollbacks: 2 })
+      expect(Either.isLeft(result) && result.left.message).toMatch(/at LR 2\.500e\+0/)
+    }))
+
   it.effect("rollback gives up after max_rollbacks and records the divergence", () =>
     Effect.gen(function*() {
       const dir = join(tempDir(), "run")

@@ -38,3 +38,27 @@ describe("resume after SIGKILL (tiny preset, wasm)", () => {
     expect(events).toHaveLength(9)
   })
 })
+
+describe("Ctrl-C on the real model (tiny preset, wasm)", () => {
+  it("stops at the next step boundary, not at the next evaluation", async () => {
+    const dir = tempDir()
+    const out = join(dir, "run")
+    const child = spawn(process.execPath, [qlrBin,
+      "run", "--backend", "wasm", "--preset", "tiny", "--policy", "cosine", "--max-iters", "5000", "--eval-interval", "2500",
+      "--eval-iters", "1", "--data-dir", sharedData, "--cache-dir", join(dir, "cache"), "--out", out, "--quiet"
+    ], { cwd: repoRoot })
+    let stderr = ""
+    child.stderr.on("data", (chunk) => (stderr += String(chunk)))
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+    // The evaluation at iteration 0 is written; training steps follow.
+    while (readJsonLines(join(out, "events.jsonl")).length < 1) await new Promise((r) => setTimeout(r, 20))
+    await new Promise((r) => setTimeout(r, 300))
+    child.kill("SIGINT")
+    expect(await exited).toBe(130)
+    const stoppedAt = Number(/interrupted at iteration (\d+)/.exec(stderr)?.[1])
+    // Waiting for the next evaluation would stop at 2500.
+    expect(stoppedAt).toBeGreaterThan(0)
+    expect(stoppedAt).toBeLessThan(2500)
+    expect(existsSync(join(out, "checkpoint.bin"))).toBe(true)
+  }, 120_000)
+})

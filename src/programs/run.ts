@@ -165,6 +165,12 @@ const showStep = (e: StepEvent, config: TrainConfig) =>
     ? writeStderr(stepLine(e, config.max_iters) + "\n")
     : Effect.void
 
+/** Wait for one turn of Node's event loop (signal handlers, I/O callbacks). */
+const eventLoopTurn = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
 /** A flag raised by the first SIGINT while the run is in scope; a second one quits at once. */
 const sigintFlag = Effect.acquireRelease(
   Effect.sync(() => {
@@ -271,7 +277,8 @@ export const runTraining = (job: RunJob): Effect.Effect<FinalInfo, RunError, Mod
         trainEvents(trainer, config, data, {
           from: from.loop,
           onState: (s) => Ref.set(lastState, s),
-          stopWhen: Effect.sync(() => sigint.raised)
+          // A step runs without returning to Node's event loop, where the SIGINT handler runs: let it in first.
+          stopWhen: job.handleSigint === true ? Effect.zipRight(eventLoopTurn, Effect.sync(() => sigint.raised)) : undefined
         }).pipe(
           Stream.runForEach((event) => (event.type === "eval" ? onEval(event) : verbose ? showStep(event, config) : Effect.void)),
           Effect.provideService(LrPolicy, scaledPolicy(policy, config.rollback_lr_factor ** from.rollbacks)),
@@ -292,7 +299,8 @@ export const runTraining = (job: RunJob): Effect.Effect<FinalInfo, RunError, Mod
           val_loss: Number.NaN,
           lr: restored.loop.lastLr
         })
-        progress = { loop: { ...restored.loop, policyState: told.state }, events: restored.events, rollbacks: restored.rollbacks + 1 }
+        // The count goes on from this run's, not the checkpoint's: that one was written before the divergence.
+        progress = { loop: { ...restored.loop, policyState: told.state }, events: restored.events, rollbacks: progress.rollbacks + 1 }
         if (verbose) {
           yield* Console.error(
             `qlr: ${outcome.left.message}; rolled back to iteration ${restored.loop.iter} with the LR scaled by ${
