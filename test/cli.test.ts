@@ -85,6 +85,19 @@ describe("qlr CLI", () => {
     expect(existsSync(out)).toBe(false)
   })
 
+  it("refuses a corpus whose splits are too short for block_size, naming the split and the fix", async () => {
+    const dir = tempDir()
+    const corpus = join(dir, "short.txt")
+    writeFileSync(corpus, "to be or not to be, that is the question. ".repeat(5))
+    const out = join(dir, "run")
+    const result = await runQlr(["run", "--backend", "fake", "--preset", "tiny", "--dataset", `file:${corpus}`,
+      "--cache-dir", join(dir, "cache"), "--out", out, "--quiet"])
+    expect(result.code).not.toBe(0)
+    expect(result.stderr).toMatch(/its val split has 10 tokens, too few for one window of block_size 64 .*use a smaller --block-size/)
+    expect(result.stderr).not.toMatch(/at \w+ \(/)
+    expect(existsSync(out)).toBe(false)
+  })
+
   it("Ctrl-C stops at a step boundary with a checkpoint; --resume then gives the uninterrupted run's events", async () => {
     const dir = tempDir()
     const args = (out: string) => fakeRun(out, "--policy", "random", "--max-iters", "60000", "--eval-interval", "6000")

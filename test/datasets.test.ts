@@ -366,6 +366,20 @@ describe("token cache", () => {
       expect(tokenDigest(second)).toBe(tokenDigest(first))
     }))
 
+  it.live("a named corpus prepared from --data-dir loads later without it, offline; a damaged one is not trusted", () =>
+    Effect.gen(function* () {
+      const cacheDir = tempDir()
+      const first = yield* load({ dataDir: sharedData, cacheDir, urls: offlineUrls() }, "shakespeare_char")
+      const again = yield* load({ cacheDir, urls: offlineUrls() }, "shakespeare_char")
+      expect(tokenDigest(again)).toBe(tokenDigest(first))
+      expect(again.sourceSha256).toBe(first.sourceSha256)
+      const bytes = readFileSync(tokenFile(first))
+      bytes[100] ^= 0xff
+      writeFileSync(tokenFile(first), bytes)
+      const refused = yield* loadError({ cacheDir, urls: offlineUrls() }, "shakespeare_char")
+      expect(refused).toMatch(/cannot download .*--data-dir/s)
+    }))
+
   it.live("a damaged or truncated token file is detected by its checksum and rebuilt", () =>
     Effect.gen(function* () {
       const options = { cacheDir: tempDir() }

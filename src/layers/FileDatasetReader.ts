@@ -163,18 +163,25 @@ const dataDirLayout = (kind: NamedDataset): string => {
   return corpora[kind].zipped ? `${file} or ${file}.zip` : file
 }
 
-/** A local copy in the data directory, else the cache's copy, else fetch one into the cache. */
-const locateCorpus = (settings: Settings, kind: NamedDataset): Effect.Effect<Located, DatasetError> =>
+/** A local copy in the data directory, else the cache's copy; none when neither exists. */
+const findLocalCorpus = (settings: Settings, kind: NamedDataset): Effect.Effect<Option.Option<Located>, DatasetError> =>
   Effect.gen(function* () {
     if (settings.dataDir !== null) {
       const local = yield* locateAt(join(settings.dataDir, kind, corpora[kind].file), "data-dir")
-      if (Option.isSome(local)) return local.value
+      if (Option.isSome(local)) return local
     }
-    const cached = yield* locateAt(cachedCorpusPath(settings, kind), "cache")
-    if (Option.isSome(cached)) return cached.value
-    yield* fetchCorpus(settings, kind)
-    return yield* locateFetched(settings, kind)
+    return yield* locateAt(cachedCorpusPath(settings, kind), "cache")
   })
+
+/** A local copy, else fetch one into the cache. */
+const locateCorpus = (settings: Settings, kind: NamedDataset): Effect.Effect<Located, DatasetError> =>
+  Effect.flatMap(
+    findLocalCorpus(settings, kind),
+    Option.match({
+      onSome: Effect.succeed,
+      onNone: () => Effect.zipRight(fetchCorpus(settings, kind), locateFetched(settings, kind))
+    })
+  )
 
 const locateFetched = (settings: Settings, kind: NamedDataset): Effect.Effect<Located, DatasetError> =>
   locateAt(cachedCorpusPath(settings, kind), "cache").pipe(
@@ -266,7 +273,7 @@ const corpusProblemMessage = (display: string, problem: CorpusProblem): string =
   }
 }
 
-/** One directory per source and encoding; a `file:` input is keyed by its absolute path. */
+/** One directory per source and encoding; a `file:` input is keyed by its absolute path (`sourcePath`, unused for the named corpora). */
 const preparedDir = (settings: Settings, source: DatasetSource, sourcePath: string, encoding: Encoding): string => {
   const key =
     source.kind === "file"
@@ -284,16 +291,21 @@ const tokensFromBytes = (bytes: Uint8Array, bytesPerToken: 1 | 2): TokenArray =>
 
 const bytesOfTokens = (tokens: TokenArray): Uint8Array => new Uint8Array(tokens.buffer, tokens.byteOffset, tokens.byteLength)
 
-/** The cached preparation when it is current and intact; none means build it (again). */
+/**
+ * The cached preparation when it is current and intact; none means build it
+ * (again). With no source at hand (`null`: a named corpus prepared earlier
+ * from a copy that is not found now), the tokens' own checksum vouches for it.
+ */
 const readPrepared = (
   dir: string,
-  located: Located
+  located: Located | null
 ): Effect.Effect<Option.Option<{ readonly meta: PreparedMeta; readonly tokens: TokenArray }>, never> =>
   Effect.gen(function* () {
     const metaText = yield* Effect.tryPromise(() => readFile(join(dir, "meta.json"), "utf8"))
     const meta = yield* Schema.decodeUnknown(Schema.parseJson(PreparedMeta))(metaText)
     const unchanged =
-      meta.source.path === located.path && meta.source.size === located.size && meta.source.mtimeMs === located.mtimeMs
+      located === null ||
+      (meta.source.path === located.path && meta.source.size === located.size && meta.source.mtimeMs === located.mtimeMs)
     if (!unchanged) return Option.none()
     const tokenFile = join(dir, "tokens.bin")
     const bytes = yield* Effect.tryPromise(() => readFile(tokenFile))
@@ -342,6 +354,20 @@ const buildPrepared = (
     return { meta, tokens }
   })
 
+const datasetOf = (
+  name: string,
+  encoding: Encoding,
+  { meta, tokens }: { readonly meta: PreparedMeta; readonly tokens: TokenArray },
+  dir: string
+): CachedDataset => ({
+  name,
+  encoding,
+  symbols: meta.symbols,
+  ...splitTokens(tokens, meta.splits),
+  sourceSha256: meta.source.sha256,
+  cachePath: dir
+})
+
 const load =
   (settings: Settings) =>
   (name: string, requested: Encoding): Effect.Effect<CachedDataset, DatasetError> =>
@@ -350,20 +376,17 @@ const load =
       if (Either.isLeft(parsed)) return yield* new DatasetError({ message: parsed.left })
       const source = parsed.right
       const encoding = effectiveEncoding(source, requested)
+      if (source.kind !== "file" && Option.isNone(yield* findLocalCorpus(settings, source.kind))) {
+        // Prepared earlier from a copy not at hand now (a resumed run without --data-dir): no network needed.
+        const dir = preparedDir(settings, source, "", encoding)
+        const prepared = yield* readPrepared(dir, null)
+        if (Option.isSome(prepared)) return datasetOf(name, encoding, prepared.value, dir)
+      }
       const located = source.kind === "file" ? yield* locateFile(source.path) : yield* locateCorpus(settings, source.kind)
       const dir = preparedDir(settings, source, located.path, encoding)
       const cached = yield* readPrepared(dir, located)
-      const { meta, tokens } = Option.isSome(cached)
-        ? cached.value
-        : yield* buildPrepared(settings, name, source, located, encoding, dir)
-      return {
-        name,
-        encoding,
-        symbols: meta.symbols,
-        ...splitTokens(tokens, meta.splits),
-        sourceSha256: meta.source.sha256,
-        cachePath: dir
-      }
+      const prepared = Option.isSome(cached) ? cached.value : yield* buildPrepared(settings, name, source, located, encoding, dir)
+      return datasetOf(name, encoding, prepared, dir)
     })
 
 const make = (options: FileDatasetReaderOptions): Effect.Effect<DatasetReader["Type"], DatasetError> =>

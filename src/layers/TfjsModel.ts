@@ -33,7 +33,7 @@ const attempt = <A>(what: string, f: () => A): Effect.Effect<A, ModelError> =>
     try: f,
     catch: (e) => {
       const message = messageOf(e)
-      const hint = /memory|OOM|alloc/i.test(message) ? "; lower --micro-batch-size to use less memory" : ""
+      const hint = /memory|OOM|alloc/i.test(message) ? "; it may have run out of memory: lower --micro-batch-size or --block-size" : ""
       return new ModelError({ message: `${what} failed: ${message}${hint}` })
     }
   })

@@ -33,7 +33,7 @@ import { checkpointPath, restoreCheckpoint, writeCheckpoint, type Resumed } from
 import { codeVersions } from "./runInfo.js"
 import { defaultPrompt, generateSamples, inferenceDefaults, type SampleOptions } from "./sample.js"
 import { writeSnapshot } from "./snapshotFile.js"
-import { initialLoopState, modelSpecOf, trainEvents, type LoopState } from "./train.js"
+import { evalSplitOf, initialLoopState, modelSpecOf, trainEvents, type LoopState } from "./train.js"
 
 /** What `qlr run` was asked to do. */
 export interface RunJob {
@@ -98,6 +98,20 @@ const refuseTestSplit = (config: TrainConfig, data: PreparedDataset) =>
       })
     )
     : Effect.void
+
+/** Batches are windows of block_size + 1 tokens of a split: refuse a split too short for one. */
+const refuseShortSplits = (config: TrainConfig, data: PreparedDataset) => {
+  const splits = [["train", data.train], [config.eval_split, evalSplitOf(config, data)]] as const
+  const short = splits.find(([, tokens]) => tokens.length <= config.block_size)
+  return short === undefined
+    ? Effect.void
+    : Effect.fail(
+      new ConfigError({
+        message: `dataset ${config.dataset}: its ${short[0]} split has ${short[1].length} tokens, too few for one window of ` +
+          `block_size ${config.block_size} (it needs at least ${config.block_size + 1}); use a smaller --block-size or a longer corpus`
+      })
+    )
+}
 
 const loadAgent = (config: TrainConfig, path: string) =>
   Effect.gen(function*() {
@@ -228,6 +242,7 @@ export const runTraining = (job: RunJob): Effect.Effect<FinalInfo, RunError, Mod
       yield* job.resume === true ? checkResumable(outDir) : checkOutDir(outDir)
       const data = yield* Effect.flatMap(DatasetReader, (reader) => reader.load(config.dataset, config.encoding))
       yield* refuseTestSplit(config, data)
+      yield* refuseShortSplits(config, data)
       const agentStart: AgentState | undefined = job.agentIn === undefined ? undefined : yield* loadAgent(config, job.agentIn)
       if (job.agentOut !== undefined && config.policy.kind !== "qlearning")
         return yield* new ConfigError({ message: `--q-table-out needs an agent policy, but this run's policy is ${config.policy.kind}` })
