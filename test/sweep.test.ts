@@ -97,6 +97,14 @@ describe("qlr sweep", () => {
     expect(readJson(join(runDir, "sweep_record.json"))).toMatchObject({ shared_machine: false, status: "finished" })
   }, SLOW)
 
+  it("refuses to count fake-model runs as real ones (the hash does not cover the backend), writing nothing", async () => {
+    const manifest = readFileSync(join(out, "sweep.json"), "utf8")
+    const result = await runQlr(["sweep", file, "--out", out, "--backend", "wasm", "--data-dir", sharedData])
+    expect(result.code).not.toBe(0)
+    expect(result.stderr).toMatch(/holds 4 run\(s\) trained on the fake model .* but this sweep uses backend wasm: use another --out/)
+    expect(readFileSync(join(out, "sweep.json"), "utf8")).toBe(manifest)
+  }, SLOW)
+
   it("reports a failing run at the end without stopping the others, and exits non-zero", async () => {
     const failing = sweepFile({
       datasets: [{ name: "file:test/fixtures/no-such-corpus.txt", seeds: [1] }, { name: "shakespeare_char", seeds: [1] }],

@@ -227,6 +227,15 @@ export const runSweep = (job: SweepJob) =>
     const planned = yield* expandSweep(spec)
     const paths = sweepPaths(job.outDir)
     const writeError = (message: string) => new ConfigError({ message })
+    // A run's hash covers its config, not the backend: never count fake-model runs as real ones, or the reverse.
+    const otherModel = yield* Effect.filter(planned, (r) =>
+      Effect.map(readRunConfig(paths.run(r.hash)), Option.exists((c) => (c.run.backend === "fake") !== (backend === "fake"))))
+    if (otherModel.length > 0) {
+      return yield* new ConfigError({
+        message: `${job.outDir} holds ${otherModel.length} run(s) trained ${backend === "fake" ? "on a real model" : "on the fake model"} ` +
+          `(e.g. runs/${otherModel[0]!.hash}), but this sweep uses backend ${backend}: use another --out`
+      })
+    }
 
     yield* writeFileAtomic(
       paths.manifest,
