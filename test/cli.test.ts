@@ -51,7 +51,12 @@ describe("qlr CLI", () => {
     ["an unknown backend", ["--backend", "tpu"], /unknown backend 'tpu': use --backend/],
     ["an unknown dataset", ["--dataset", "wikitext"], /unknown dataset 'wikitext'/],
     ["a non-positive LR", ["--lr", "0"], /--lr \(learning_rate\)/],
-    ["n_embd not divisible by n_head", ["--n-embd", "30", "--n-head", "4"], /n_embd \(30\) must be divisible by n_head \(4\)/]
+    ["n_embd not divisible by n_head", ["--n-embd", "30", "--n-head", "4"], /n_embd \(30\) must be divisible by n_head \(4\)/],
+    ["an agent setting out of range, once and naming its flag", ["--epsilon", "2"], /^qlr: invalid config:\n--epsilon \(policy\.epsilon\): Expected a number between 0 and 1, actual 2\n$/],
+    ["an agent with a single action", ["--agent-factors", "1"], /an agent needs at least two distinct actions/],
+    ["an agent's max LR below the peak LR", ["--max-lr", "1e-4"], /max_lr \(0\.0001\) is below the peak LR \(0\.001\)/],
+    ["agent settings with a schedule", ["--policy", "cosine", "--alpha", "0.5"], /agent settings \(--alpha\) apply to the Q-learning agent only/],
+    ["a negative --checkpoint-every", ["--checkpoint-every", "-1"], /--checkpoint-every must be 0 \(never\) or a positive/]
   ]
   for (const [what, args, message] of refused) {
     it(`refuses ${what}: one message, non-zero exit, nothing written`, async () => {
@@ -83,6 +88,18 @@ describe("qlr CLI", () => {
     expect(result.code).not.toBe(0)
     expect(result.stderr).toMatch(/has no test split/)
     expect(existsSync(out)).toBe(false)
+  })
+
+  it("--resume refuses a directory that is not a run, and flags that would change the run", async () => {
+    const notRun = tempDir()
+    const missing = await runQlr(["run", "--resume", notRun, "--backend", "fake"])
+    expect(missing.code).not.toBe(0)
+    expect(missing.stderr).toMatch(/--resume .*: not a run directory written by qlr run/)
+    const out = join(tempDir(), "run")
+    expect((await runQlr(fakeRun(out, "--max-iters", "40", "--eval-interval", "20", "--checkpoint-every", "1"))).code).toBe(0)
+    const changed = await runQlr(["run", "--resume", out, "--backend", "fake", "--max-iters", "500", "--alpha", "0.5"])
+    expect(changed.code).not.toBe(0)
+    expect(changed.stderr).toMatch(/so --max-iters, agent settings \(--alpha, --epsilon, \.\.\.\) cannot be combined with it; .*qlr run --config DIR\/config\.json/)
   })
 
   it("refuses a corpus whose splits are too short for block_size, naming the split and the fix", async () => {

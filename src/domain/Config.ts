@@ -44,7 +44,12 @@ export class QLearningSettings extends Schema.Class<QLearningSettings>("QLearnin
   /** Apply the decay after each random action (published code) or after each decision. */
   epsilon_decay_on: Schema.optionalWith(Schema.Literal("random", "decision"), { default: () => "random" as const }),
   epsilon_min: Schema.optionalWith(UnitInterval, { default: () => 0 }),
-  factors: Schema.optionalWith(Schema.NonEmptyArray(PositiveNumber), { default: () => [0.9, 1.0, 1.1] as const }),
+  factors: Schema.optionalWith(
+    Schema.NonEmptyArray(PositiveNumber).pipe(
+      Schema.filter((f) => (f.length >= 2 && new Set(f).size === f.length) || `an agent needs at least two distinct actions (got ${f.join(", ")})`)
+    ),
+    { default: () => [0.9, 1.0, 1.1] as const }
+  ),
   reward: Schema.optionalWith(RewardKind, { default: () => "neg-val" as const }),
   /** Upper LR bound; null means 10 x the peak LR. The lower bound is the run's min_lr. */
   max_lr: Schema.optionalWith(Schema.NullOr(PositiveNumber), { default: () => null }),
@@ -114,6 +119,8 @@ export class TrainConfig extends Schema.Class<TrainConfig>("TrainConfig")(
       return `n_embd (${c.n_embd}) must be divisible by n_head (${c.n_head}); change --n-embd or --n-head`
     if (c.min_lr > c.learning_rate)
       return `min_lr (${c.min_lr}) must not exceed the peak LR (${c.learning_rate}); change --min-lr or --lr`
+    if (c.policy.kind === "qlearning" && c.policy.max_lr !== null && c.policy.max_lr < c.learning_rate)
+      return `the agent's max_lr (${c.policy.max_lr}) is below the peak LR (${c.learning_rate}), which it starts from; raise --max-lr or lower --lr`
     if (c.batch_size % c.micro_batch_size !== 0)
       return `batch_size (${c.batch_size}) must be a multiple of micro_batch_size (${c.micro_batch_size})`
     return true

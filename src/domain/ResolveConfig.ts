@@ -55,14 +55,45 @@ const fail = (message: string) => Either.left(new ConfigError({ message }))
 export const isDatasetName = (name: string): boolean =>
   ["shakespeare_char", "enwik8", "text8"].includes(name) || (name.startsWith("file:") && name.length > 5)
 
-const flagOf = (field: PropertyKey): string =>
-  field in OverrideFlags ? `--${OverrideFlags[field as OverridableField]} (${String(field)})` : String(field)
+/** The command-line flag of each agent setting (policy field). */
+export const AgentFlags = {
+  max_lr: "max-lr",
+  alpha: "alpha",
+  gamma: "gamma",
+  epsilon: "epsilon",
+  epsilon_decay: "epsilon-decay",
+  epsilon_decay_on: "epsilon-decay-on",
+  epsilon_min: "epsilon-min",
+  reward: "reward",
+  tie_break: "tie-break",
+  mode: "agent-mode",
+  state: "agent-state",
+  factors: "agent-factors"
+} as const
 
-/** One line per problem, naming the flag or field. */
-export const formatParseError = (error: ParseResult.ParseError): string =>
-  ParseResult.ArrayFormatter.formatErrorSync(error)
-    .map((issue) => (issue.path.length > 0 ? `${issue.path.map(flagOf).join(".")}: ${issue.message}` : issue.message))
+const pathText = (path: ReadonlyArray<PropertyKey>): string => {
+  const [first, second] = path
+  if (path.length === 1 && typeof first === "string" && first in OverrideFlags) return `--${OverrideFlags[first as OverridableField]} (${first})`
+  if (first === "policy" && typeof second === "string" && second in AgentFlags) return `--${AgentFlags[second as keyof typeof AgentFlags]} (${path.map(String).join(".")})`
+  return path.map(String).join(".")
+}
+
+/**
+ * One line per problem, naming the flag or field. A union (the policy's
+ * kinds) reports each member's complaint about a field: the first, the
+ * member the field belongs to, is the one that says what is wrong.
+ */
+export const formatParseError = (error: ParseResult.ParseError): string => {
+  const seen = new Set<string>()
+  return ParseResult.ArrayFormatter.formatErrorSync(error)
+    .flatMap((issue) => {
+      const where = issue.path.length > 0 ? pathText(issue.path) : ""
+      if (where !== "" && seen.has(where)) return []
+      seen.add(where)
+      return [where === "" ? issue.message : `${where}: ${issue.message}`]
+    })
     .join("\n")
+}
 
 /** Decode a config file's JSON (e.g. a run's config.json) into a TrainConfig. */
 export const decodeTrainConfig = (json: unknown): Either.Either<TrainConfig, ConfigError> =>

@@ -12,7 +12,7 @@ import { ConfigError, StateFileError } from "../domain/Errors.js"
 import { renderAgentReport } from "../domain/AgentReport.js"
 import { decodeAgentFile } from "../domain/QLearning.js"
 import { PresetNames } from "../domain/Presets.js"
-import { decodeTrainConfig, OverrideFlags, resolveConfig, type OverridableField } from "../domain/ResolveConfig.js"
+import { AgentFlags, decodeTrainConfig, OverrideFlags, resolveConfig, type OverridableField } from "../domain/ResolveConfig.js"
 import { PolicyNames, VariantNames } from "../domain/Variants.js"
 import { FakeModel } from "../layers/FakeModel.js"
 import { FileDatasetReader } from "../layers/FileDatasetReader.js"
@@ -83,33 +83,33 @@ const overrideOptions = Object.fromEntries(
 ) as { readonly [K in OverridableField]: Options.Options<Option.Option<number>> }
 
 const agentOptions = {
-  max_lr: Options.float("max-lr").pipe(Options.optional, Options.withDescription("agent's upper LR bound (default 10 x peak LR)")),
-  alpha: Options.float("alpha").pipe(Options.optional, Options.withDescription("agent learning rate (default 0.1)")),
-  gamma: Options.float("gamma").pipe(Options.optional, Options.withDescription("agent discount (default 0.9)")),
-  epsilon: Options.float("epsilon").pipe(Options.optional, Options.withDescription("exploration rate (default 0.1)")),
-  epsilon_decay: Options.float("epsilon-decay").pipe(Options.optional, Options.withDescription("multiplicative epsilon decay (default 1: none)")),
-  epsilon_decay_on: Options.choice("epsilon-decay-on", ["random", "decision"] as const).pipe(
+  max_lr: Options.float(AgentFlags.max_lr).pipe(Options.optional, Options.withDescription("agent's upper LR bound (default 10 x peak LR)")),
+  alpha: Options.float(AgentFlags.alpha).pipe(Options.optional, Options.withDescription("agent learning rate (default 0.1)")),
+  gamma: Options.float(AgentFlags.gamma).pipe(Options.optional, Options.withDescription("agent discount (default 0.9)")),
+  epsilon: Options.float(AgentFlags.epsilon).pipe(Options.optional, Options.withDescription("exploration rate (default 0.1)")),
+  epsilon_decay: Options.float(AgentFlags.epsilon_decay).pipe(Options.optional, Options.withDescription("multiplicative epsilon decay (default 1: none)")),
+  epsilon_decay_on: Options.choice(AgentFlags.epsilon_decay_on, ["random", "decision"] as const).pipe(
     Options.optional,
     Options.withDescription("decay after each random action (published) or each decision")
   ),
-  epsilon_min: Options.float("epsilon-min").pipe(Options.optional, Options.withDescription("epsilon floor (default 0)")),
-  reward: Options.choice("reward", ["neg-val", "improvement", "best-improvement"] as const).pipe(
+  epsilon_min: Options.float(AgentFlags.epsilon_min).pipe(Options.optional, Options.withDescription("epsilon floor (default 0)")),
+  reward: Options.choice(AgentFlags.reward, ["neg-val", "improvement", "best-improvement"] as const).pipe(
     Options.optional,
     Options.withDescription("reward signal (default neg-val)")
   ),
-  tie_break: Options.choice("tie-break", ["first", "random"] as const).pipe(
+  tie_break: Options.choice(AgentFlags.tie_break, ["first", "random"] as const).pipe(
     Options.optional,
     Options.withDescription("ties between equal Q-values: first action (published) or random")
   ),
-  mode: Options.choice("agent-mode", ["own", "scale"] as const).pipe(
+  mode: Options.choice(AgentFlags.mode, ["own", "scale"] as const).pipe(
     Options.optional,
     Options.withDescription("own: the agent's LR is the LR; scale: the agent scales the cosine schedule")
   ),
-  state: Options.choice("agent-state", ["rounding", "bins"] as const).pipe(
+  state: Options.choice(AgentFlags.state, ["rounding", "bins"] as const).pipe(
     Options.optional,
     Options.withDescription("state discretisation: rounding (published: val 2 decimals, LR 5) or bins")
   ),
-  factors: Options.text("agent-factors").pipe(
+  factors: Options.text(AgentFlags.factors).pipe(
     Options.optional,
     Options.withDescription("comma-separated LR multipliers (default 0.9,1.0,1.1)")
   )
@@ -129,11 +129,22 @@ const agentFields = (values: ReturnType<typeof someValues<{ [K in keyof typeof a
   }
 }
 
-const readConfigFile = (path: string) =>
+const readConfigFile = (path: string, problem = (reason: string) => `cannot read --config ${path}: ${reason}`) =>
   Effect.tryPromise({
     try: () => readFile(path, "utf8").then((text) => JSON.parse(text) as Record<string, unknown>),
-    catch: (e) => new ConfigError({ message: `cannot read --config ${path}: ${e instanceof Error ? e.message : String(e)}` })
+    catch: (e) => new ConfigError({ message: problem(e instanceof Error ? e.message : String(e)) })
   })
+
+/** A resumed run is the run its config.json describes: flags that would change it are refused, not ignored. */
+const refuseResumeChanges = (given: ReadonlyArray<string>) =>
+  given.length === 0
+    ? Effect.void
+    : Effect.fail(
+      new ConfigError({
+        message: `--resume continues a run exactly as its config.json says, so ${given.join(", ")} cannot be combined with it; ` +
+          `to train with other settings, start a new run: qlr run --config DIR/config.json ${given[0]} ... --out NEW_DIR`
+      })
+    )
 
 const run = Command.make(
   "run",
@@ -141,8 +152,8 @@ const run = Command.make(
     dataset: datasetOption,
     encoding: encodingOption,
     // Checked by resolveConfig, whose messages name the flag and the choices.
-    preset: described(Options.text("preset").pipe(Options.withDefault("cpu")), `model and training preset: ${PresetNames.join(" | ")}`),
-    policy: described(Options.text("policy").pipe(Options.withDefault("qlearning")), `LR controller: ${PolicyNames.join(" | ")}`),
+    preset: described(Options.text("preset").pipe(Options.withDefault("cpu")), `model and training preset: ${PresetNames.join(" | ")} (default cpu)`),
+    policy: described(Options.text("policy").pipe(Options.withDefault("qlearning")), `LR controller: ${PolicyNames.join(" | ")} (default qlearning)`),
     variant: described(
       Options.text("variant").pipe(Options.optional),
       `a named experiment variant (wins over --policy): ${VariantNames.join(" | ")}`
@@ -180,8 +191,25 @@ const run = Command.make(
       const fromFile = (path: string) =>
         Effect.flatMap(readConfigFile(path), (file) =>
           decodeTrainConfig({ ...file, ...overrides, ...divergence, policy: { ...(file["policy"] as object), ...agent } }))
+      if (Option.isSome(o.resume)) {
+        const flagOf = (field: string) => `--${(OverrideFlags as Record<string, string>)[field] ?? field.replace(/_/g, "-")}`
+        yield* refuseResumeChanges([
+          ...Object.keys({ ...overrides, ...divergence }).map((field) => flagOf(field)),
+          ...(Object.keys(agent).length > 0 ? ["agent settings (--alpha, --epsilon, ...)"] : []),
+          ...(Option.isSome(o.config) ? ["--config"] : []),
+          ...(Option.isSome(o.out) ? ["--out"] : []),
+          ...(Option.isSome(o.variant) ? ["--variant"] : []),
+          ...(Option.isSome(o.evalSplit) ? ["--eval-split"] : []),
+          ...(Option.isSome(o.qTableIn) ? ["--q-table-in"] : [])
+        ])
+      }
       const config: TrainConfig = yield* Option.isSome(o.resume)
-        ? decodeTrainConfig(yield* readConfigFile(join(o.resume.value, "config.json")))
+        ? decodeTrainConfig(
+          yield* readConfigFile(
+            join(o.resume.value, "config.json"),
+            (reason) => `--resume ${Option.getOrElse(o.resume, () => "")}: not a run directory written by qlr run (its config.json: ${reason})`
+          )
+        )
         : Option.match(o.config, {
           onNone: () =>
             resolveConfig({
@@ -196,6 +224,13 @@ const run = Command.make(
             }),
           onSome: fromFile
         })
+      if (Object.keys(agent).length > 0 && config.policy.kind !== "qlearning")
+        return yield* new ConfigError({
+          message: `agent settings (${Object.keys(agent).map((k) => `--${AgentFlags[k as keyof typeof AgentFlags]}`).join(", ")}) ` +
+            `apply to the Q-learning agent only, but this run's policy is ${config.policy.kind}: drop them or use --policy qlearning`
+        })
+      if (o.checkpointEvery < 0)
+        return yield* new ConfigError({ message: `--checkpoint-every must be 0 (never) or a positive number of evaluations (got ${o.checkpointEvery})` })
       const outDir = Option.isSome(o.resume) ? o.resume.value : Option.getOrUndefined(o.out)
       if (outDir === undefined)
         return yield* new ConfigError({ message: "missing --out DIR: name the run directory to create (or --resume DIR)" })
