@@ -87,7 +87,7 @@ const evaluations = (policy: Layer.Layer<LrPolicy>) =>
 const describe = (label: string, events: ReadonlyArray<EvalEvent>) => {
   const last = events[events.length - 1]!
   const lrs = events.filter((e) => e.iter >= config.warmup_iters).map((e) => e.next_lr.toExponential(1))
-  return `${label.padEnd(19)} final val loss ${last.val_loss.toFixed(4)}; LR after each evaluation: ${[...new Set(lrs)].join(" ")}`
+  return `${label.padEnd(19)} final val loss ${last.val_loss.toFixed(4)}; distinct LRs chosen at evaluations: ${[...new Set(lrs)].join(" ")}`
 }
 
 const program = Effect.gen(function*() {

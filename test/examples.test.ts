@@ -52,8 +52,8 @@ describe("examples/", () => {
 
   it("custom-policy.ts: a reduce-on-plateau LrPolicy layer against the cosine baseline", async () => {
     const out = await runExample("custom-policy.ts")
-    expect(out).toMatch(/^baseline \(cosine\): +final val loss \d+\.\d{4}; LR after each evaluation: /m)
-    const plateau = out.match(/^reduce-on-plateau: +final val loss \d+\.\d{4}; LR after each evaluation: (.*)$/m)
+    expect(out).toMatch(/^baseline \(cosine\): +final val loss \d+\.\d{4}; distinct LRs chosen at evaluations: /m)
+    const plateau = out.match(/^reduce-on-plateau: +final val loss \d+\.\d{4}; distinct LRs chosen at evaluations: (.*)$/m)
     expect(plateau).not.toBeNull()
     // The policy held the peak, then lowered it at plateaus.
     expect(plateau![1]!.split(" ").length).toBeGreaterThan(1)

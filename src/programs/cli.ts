@@ -288,6 +288,8 @@ const sample = Command.make(
   },
   (o) =>
     Effect.gen(function*() {
+      if (o.count < 1 || o.tokens < 1)
+        return yield* new ConfigError({ message: `--count and --tokens must be at least 1 (got ${o.count} and ${o.tokens})` })
       const result = yield* sampleFromRun(o.run, {
         count: o.count,
         tokens: o.tokens,

@@ -184,7 +184,7 @@ const setupBlocks = (manifest: SweepManifest, runs: ReadonlyArray<LoadedRun>, da
     ...(reduced
       ? [{
         kind: "warning" as const,
-        text: "The setup is reduced from the paper's (see the last column): these numbers are not comparable with the paper's published values (SPEC §5); they compare the variants with each other under the reduced setup only."
+        text: "The setup is reduced from the paper's (see the last column): these numbers are not comparable with the paper's published values (its GPU runs at the full setup); they compare the variants with each other under the reduced setup only."
       }]
       : [])
   ]
@@ -210,7 +210,7 @@ const provenanceBlocks = (runs: ReadonlyArray<LoadedRun>): ReadonlyArray<Block> 
         shared > 0
           ? `Timings: ${plural(shared, "run")} shared the machine with other runs of the sweep (--jobs ${jobs.join("/")}); their train times and tokens/s are marked ${SHARED_MARK} and are not a dedicated machine's.`
           : "Timings: every run had the sweep's machine to itself (--jobs 1); other load on the machine is not recorded.",
-        ...(unknown > 0 ? [`${plural(unknown, "finished run")} has no sweep record, so whether it shared the machine is unknown (marked ${UNKNOWN_MARK}).`] : [])
+        ...(unknown > 0 ? [`${plural(unknown, "finished run")} ${unknown === 1 ? "has" : "have"} no sweep record, so whether it shared the machine is unknown (marked ${UNKNOWN_MARK}).`] : [])
       ]
     },
     ...(commits.length > 1

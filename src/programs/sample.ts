@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import { Clock, Effect, Either } from "effect"
+import { existsSync } from "node:fs"
 import { readFile } from "node:fs/promises"
 import { join } from "node:path"
 import { ConfigError, type ModelError } from "../domain/Errors.js"
@@ -47,14 +48,14 @@ export const generateSamples = (
     const texts: Array<string> = []
     const rates: Array<number> = []
     for (let i = 0; i < options.count; i++) {
-      const start = yield* Clock.currentTimeMillis
+      const start = yield* Clock.currentTimeNanos
       const out = yield* trainer.generate(prompt, {
         maxNewTokens: options.tokens,
         temperature: options.temperature,
         topK: options.topK,
         rng
       })
-      const seconds = ((yield* Clock.currentTimeMillis) - start) / 1000
+      const seconds = Number((yield* Clock.currentTimeNanos) - start) / 1e9
       rng = out.rng
       if (seconds > 0) rates.push(out.tokens.length / seconds)
       texts.push(decodeTokens(vocab, [...prompt, ...out.tokens]))
@@ -71,6 +72,10 @@ export const sampleFromRun = (runDir: string, options: SampleOptions, prompt: st
         catch: () => new ConfigError({ message: `${runDir} is not a run directory: it has no config.json` })
       })
       const config = yield* decodeTrainConfig(JSON.parse(configText))
+      if (!existsSync(join(runDir, "model.bin")))
+        return yield* new ConfigError({
+          message: `${runDir} has no model.bin: the run has not finished (continue it with qlr run --resume ${runDir})`
+        })
       const { snapshot, meta } = yield* readSnapshot(join(runDir, "model.bin"))
       const vocab = meta as Vocabulary
       const promptIds = yield* Either.mapLeft(
