@@ -163,7 +163,7 @@ const dataDirLayout = (kind: NamedDataset): string => {
   return corpora[kind].zipped ? `${file} or ${file}.zip` : file
 }
 
-/** A local copy in the data directory, else the cache's copy; none when neither exists. */
+/** A local copy in the data directory, else the cache's copy; none when neither exists (then it is fetched). */
 const findLocalCorpus = (settings: Settings, kind: NamedDataset): Effect.Effect<Option.Option<Located>, DatasetError> =>
   Effect.gen(function* () {
     if (settings.dataDir !== null) {
@@ -172,16 +172,6 @@ const findLocalCorpus = (settings: Settings, kind: NamedDataset): Effect.Effect<
     }
     return yield* locateAt(cachedCorpusPath(settings, kind), "cache")
   })
-
-/** A local copy, else fetch one into the cache. */
-const locateCorpus = (settings: Settings, kind: NamedDataset): Effect.Effect<Located, DatasetError> =>
-  Effect.flatMap(
-    findLocalCorpus(settings, kind),
-    Option.match({
-      onSome: Effect.succeed,
-      onNone: () => Effect.zipRight(fetchCorpus(settings, kind), locateFetched(settings, kind))
-    })
-  )
 
 const locateFetched = (settings: Settings, kind: NamedDataset): Effect.Effect<Located, DatasetError> =>
   locateAt(cachedCorpusPath(settings, kind), "cache").pipe(
@@ -273,11 +263,12 @@ const corpusProblemMessage = (display: string, problem: CorpusProblem): string =
   }
 }
 
-/** One directory per source and encoding; a `file:` input is keyed by its absolute path (`sourcePath`, unused for the named corpora). */
-const preparedDir = (settings: Settings, source: DatasetSource, sourcePath: string, encoding: Encoding): string => {
+/** One directory per source and encoding; a `file:` input is keyed by its absolute path. */
+const preparedDir = (settings: Settings, source: DatasetSource, encoding: Encoding): string => {
+  const absolute = source.kind === "file" ? resolve(source.path) : null
   const key =
-    source.kind === "file"
-      ? `file-${basename(sourcePath).replace(/[^A-Za-z0-9._-]/g, "_")}-${sha256Of(Buffer.from(sourcePath)).slice(0, 16)}`
+    absolute !== null
+      ? `file-${basename(absolute).replace(/[^A-Za-z0-9._-]/g, "_")}-${sha256Of(Buffer.from(absolute)).slice(0, 16)}`
       : source.kind
   return join(settings.cacheDir, "prepared", `${key}-${encoding}`)
 }
@@ -376,14 +367,20 @@ const load =
       if (Either.isLeft(parsed)) return yield* new DatasetError({ message: parsed.left })
       const source = parsed.right
       const encoding = effectiveEncoding(source, requested)
-      if (source.kind !== "file" && Option.isNone(yield* findLocalCorpus(settings, source.kind))) {
-        // Prepared earlier from a copy not at hand now (a resumed run without --data-dir): no network needed.
-        const dir = preparedDir(settings, source, "", encoding)
-        const prepared = yield* readPrepared(dir, null)
-        if (Option.isSome(prepared)) return datasetOf(name, encoding, prepared.value, dir)
+      const dir = preparedDir(settings, source, encoding)
+      let located: Located
+      if (source.kind === "file") located = yield* locateFile(source.path)
+      else {
+        const local = yield* findLocalCorpus(settings, source.kind)
+        if (Option.isSome(local)) located = local.value
+        else {
+          // Prepared earlier from a copy not at hand now (a resumed run without --data-dir): no network needed.
+          const prepared = yield* readPrepared(dir, null)
+          if (Option.isSome(prepared)) return datasetOf(name, encoding, prepared.value, dir)
+          yield* fetchCorpus(settings, source.kind)
+          located = yield* locateFetched(settings, source.kind)
+        }
       }
-      const located = source.kind === "file" ? yield* locateFile(source.path) : yield* locateCorpus(settings, source.kind)
-      const dir = preparedDir(settings, source, located.path, encoding)
       const cached = yield* readPrepared(dir, located)
       const prepared = Option.isSome(cached) ? cached.value : yield* buildPrepared(settings, name, source, located, encoding, dir)
       return datasetOf(name, encoding, prepared, dir)

@@ -191,7 +191,8 @@ const run = Command.make(
       const fromFile = (path: string) =>
         Effect.flatMap(readConfigFile(path), (file) =>
           decodeTrainConfig({ ...file, ...overrides, ...divergence, policy: { ...(file["policy"] as object), ...agent } }))
-      if (Option.isSome(o.resume)) {
+      const resumeDir = Option.getOrUndefined(o.resume)
+      if (resumeDir !== undefined) {
         const flagOf = (field: string) => `--${(OverrideFlags as Record<string, string>)[field] ?? field.replace(/_/g, "-")}`
         yield* refuseResumeChanges([
           ...Object.keys({ ...overrides, ...divergence }).map((field) => flagOf(field)),
@@ -203,11 +204,11 @@ const run = Command.make(
           ...(Option.isSome(o.qTableIn) ? ["--q-table-in"] : [])
         ])
       }
-      const config: TrainConfig = yield* Option.isSome(o.resume)
+      const config: TrainConfig = yield* resumeDir !== undefined
         ? decodeTrainConfig(
           yield* readConfigFile(
-            join(o.resume.value, "config.json"),
-            (reason) => `--resume ${Option.getOrElse(o.resume, () => "")}: not a run directory written by qlr run (its config.json: ${reason})`
+            join(resumeDir, "config.json"),
+            (reason) => `--resume ${resumeDir}: not a run directory written by qlr run (its config.json: ${reason})`
           )
         )
         : Option.match(o.config, {
@@ -231,13 +232,13 @@ const run = Command.make(
         })
       if (o.checkpointEvery < 0)
         return yield* new ConfigError({ message: `--checkpoint-every must be 0 (never) or a positive number of evaluations (got ${o.checkpointEvery})` })
-      const outDir = Option.isSome(o.resume) ? o.resume.value : Option.getOrUndefined(o.out)
+      const outDir = resumeDir ?? Option.getOrUndefined(o.out)
       if (outDir === undefined)
         return yield* new ConfigError({ message: "missing --out DIR: name the run directory to create (or --resume DIR)" })
       yield* runTraining({
         config,
         outDir,
-        resume: Option.isSome(o.resume),
+        resume: resumeDir !== undefined,
         checkpointEvery: o.checkpointEvery,
         handleSigint: true,
         agentIn: Option.getOrUndefined(o.qTableIn),
