@@ -45,6 +45,36 @@ static int inside(int64_t offset, int64_t stride, int64_t count, int64_t size, i
   return offset + (count - 1) * stride + size <= length;
 }
 
+/* A call's arguments, the first being the wasm heap: an ArrayBuffer of `length` floats. */
+#define MAX_ARGS 16
+typedef struct {
+  napi_value argv[MAX_ARGS];
+  float* heap;
+  int64_t length;
+} HeapCall;
+
+/* Read a call of exactly `count` arguments; false, with a JavaScript exception pending, when it is not one. */
+static bool read_heap_call(napi_env env, napi_callback_info info, size_t count, const char* usage, HeapCall* call) {
+  size_t argc = MAX_ARGS;
+  void* data;
+  size_t bytes;
+  if (napi_get_cb_info(env, info, &argc, call->argv, NULL, NULL) != napi_ok) {
+    napi_throw_error(env, NULL, "qlr_blas: cannot read the call's arguments");
+    return false;
+  }
+  if (argc != count) {
+    napi_throw_range_error(env, NULL, usage);
+    return false;
+  }
+  if (napi_get_arraybuffer_info(env, call->argv[0], &data, &bytes) != napi_ok) {
+    napi_throw_error(env, NULL, "qlr_blas: the first argument must be the heap's ArrayBuffer");
+    return false;
+  }
+  call->heap = (float*)data;
+  call->length = (int64_t)(bytes / sizeof(float));
+  return true;
+}
+
 /*
  * OpenBLAS's threads pay off only on large products: on small ones (the
  * per-head attention products, every product of the cpu preset) waking and
@@ -70,13 +100,10 @@ static void use_threads(int threads) {
  * A stride of 0 reuses one matrix for every i (broadcasting).
  */
 static napi_value gemm(napi_env env, napi_callback_info info) {
-  size_t argc = 13;
-  napi_value argv[13];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 13) return fail(env, "gemm takes 13 arguments");
-  void* data;
-  size_t bytes;
-  CHECK(env, napi_get_arraybuffer_info(env, argv[0], &data, &bytes));
+  HeapCall call;
+  if (!read_heap_call(env, info, 13, "gemm takes 13 arguments", &call)) return NULL;
+  napi_value* argv = call.argv;
+  const int64_t length = call.length;
   int64_t v[12];
   bool ta, tb;
   CHECK(env, napi_get_value_bool(env, argv[2], &ta));
@@ -85,13 +112,12 @@ static napi_value gemm(napi_env env, napi_callback_info info) {
   for (int i = 4; i < 13; i++) CHECK(env, napi_get_value_int64(env, argv[i], &v[i - 3]));
   const int64_t batch = v[0], m = v[1], n = v[2], k = v[3];
   const int64_t aOff = v[4], aStride = v[5], bOff = v[6], bStride = v[7], cOff = v[8], cStride = v[9];
-  const int64_t length = (int64_t)(bytes / sizeof(float));
   if (batch < 1 || m < 1 || n < 1 || k < 1 || m > INT32_MAX || n > INT32_MAX || k > INT32_MAX)
     return fail(env, "gemm: batch, m, n and k must be positive 32-bit integers");
   if (!inside(aOff, aStride, batch, m * k, length) || !inside(bOff, bStride, batch, k * n, length) ||
       !inside(cOff, cStride, batch, m * n, length))
     return fail(env, "gemm: an operand lies outside the heap");
-  float* heap = (float*)data;
+  float* heap = call.heap;
   use_threads(m * n * k >= LARGE_PRODUCT ? max_threads : 1);
   const int lda = (int)(ta ? m : k), ldb = (int)(tb ? k : n), ldc = (int)n;
   for (int64_t i = 0; i < batch; i++)
@@ -128,25 +154,21 @@ static int64_t unary_sse(int op, const float* x, float* y, int64_t n) {
  * (op 0) or erff (op 1), at float offsets into the heap.
  */
 static napi_value unary(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 5) return fail(env, "unary takes 5 arguments");
-  void* data;
-  size_t bytes;
-  CHECK(env, napi_get_arraybuffer_info(env, argv[0], &data, &bytes));
+  HeapCall call;
+  if (!read_heap_call(env, info, 5, "unary takes 5 arguments", &call)) return NULL;
+  napi_value* argv = call.argv;
+  const int64_t length = call.length;
   int32_t op;
   int64_t xOff, yOff, n;
   CHECK(env, napi_get_value_int32(env, argv[1], &op));
   CHECK(env, napi_get_value_int64(env, argv[2], &xOff));
   CHECK(env, napi_get_value_int64(env, argv[3], &yOff));
   CHECK(env, napi_get_value_int64(env, argv[4], &n));
-  const int64_t length = (int64_t)(bytes / sizeof(float));
   if (op != 0 && op != 1) return fail(env, "unary: op must be 0 (exp) or 1 (erf)");
   if (n < 0 || !inside(xOff, 0, 1, n, length) || !inside(yOff, 0, 1, n, length))
     return fail(env, "unary: an operand lies outside the heap");
-  const float* x = (const float*)data + xOff;
-  float* y = (float*)data + yOff;
+  const float* x = call.heap + xOff;
+  float* y = call.heap + yOff;
   int64_t done = 0;
 #ifdef MVEC
   done = __builtin_cpu_supports("avx2") ? unary_avx2(op, x, y, n) : unary_sse(op, x, y, n);
@@ -164,24 +186,20 @@ static napi_value unary(napi_env env, napi_callback_info info) {
  * meant for inner > 1 (the caller leaves trailing-axis sums to wasm).
  */
 static napi_value reduce(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 7) return fail(env, "reduce takes 7 arguments");
-  void* data;
-  size_t bytes;
-  CHECK(env, napi_get_arraybuffer_info(env, argv[0], &data, &bytes));
+  HeapCall call;
+  if (!read_heap_call(env, info, 7, "reduce takes 7 arguments", &call)) return NULL;
+  napi_value* argv = call.argv;
+  const int64_t length = call.length;
   int64_t v[5];
   for (int i = 1; i < 6; i++) CHECK(env, napi_get_value_int64(env, argv[i], &v[i - 1]));
   double scale;
   CHECK(env, napi_get_value_double(env, argv[6], &scale));
   const int64_t xOff = v[0], yOff = v[1], outer = v[2], size = v[3], inner = v[4];
-  const int64_t length = (int64_t)(bytes / sizeof(float));
   if (outer < 1 || size < 1 || inner < 1) return fail(env, "reduce: outer, size and inner must be positive");
   if (!inside(xOff, 0, 1, outer * size * inner, length) || !inside(yOff, 0, 1, outer * inner, length))
     return fail(env, "reduce: an operand lies outside the heap");
-  const float* x = (const float*)data + xOff;
-  float* y = (float*)data + yOff;
+  const float* x = call.heap + xOff;
+  float* y = call.heap + yOff;
   const float s = (float)scale;
   for (int64_t o = 0; o < outer; o++) {
     float* restrict out = y + o * inner;
@@ -208,22 +226,19 @@ static napi_value reduce(napi_env env, napi_callback_info info) {
  * kernels per parameter become one.
  */
 static napi_value adamw(napi_env env, napi_callback_info info) {
-  size_t argc = 16;
-  napi_value argv[16];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 16) return fail(env, "adamw takes 16 arguments");
-  void* data;
-  size_t bytes;
-  CHECK(env, napi_get_arraybuffer_info(env, argv[0], &data, &bytes));
+  HeapCall call;
+  if (!read_heap_call(env, info, 16, "adamw takes 16 arguments", &call)) return NULL;
+  napi_value* argv = call.argv;
+  const int64_t length = call.length;
   int64_t o[9];
   for (int i = 1; i < 10; i++) CHECK(env, napi_get_value_int64(env, argv[i], &o[i - 1]));
   double h[6];
   for (int i = 10; i < 16; i++) CHECK(env, napi_get_value_double(env, argv[i], &h[i - 10]));
-  const int64_t n = o[8], length = (int64_t)(bytes / sizeof(float));
+  const int64_t n = o[8];
   if (n < 0 || !inside(o[4], 0, 1, 1, length)) return fail(env, "adamw: an operand lies outside the heap");
   for (int i = 0; i < 8; i++)
     if (i != 4 && !inside(o[i], 0, 1, n, length)) return fail(env, "adamw: an operand lies outside the heap");
-  float* heap = (float*)data;
+  float* heap = call.heap;
   const float* p = heap + o[0];
   const float* g = heap + o[1];
   const float* m = heap + o[2];
